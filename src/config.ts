@@ -1,0 +1,96 @@
+// The one schema for every E2EPOOL_* setting. docs/configuration.md is generated from it.
+import { z } from 'zod';
+
+const seconds = (def: number, what: string) =>
+  z.coerce.number().int().min(0).default(def).describe(what);
+const positiveSeconds = (def: number, what: string) =>
+  z.coerce.number().int().min(1).default(def).describe(what);
+const bool = (def: boolean, what: string) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes')
+    .describe(what);
+const optionalSecret = (what: string) => z.string().min(1).optional().describe(what);
+
+export const configSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .default('pglite:.data/pglite')
+    .refine((v) => v.startsWith('pglite:') || /^postgres(ql)?:\/\//.test(v), {
+      message: 'must be pglite:<dir> or a postgres:// / postgresql:// URL',
+    })
+    .describe('PostgreSQL URL, or pglite:<dir> for the embedded database (one process only).'),
+  DB_POOL_SIZE: positiveSeconds(10, 'PostgreSQL connection pool size (ignored for PGlite).'),
+  INVENTORY_PATH: z.string().default('inventory.yml').describe('Path of the inventory.yml runner file; a missing file means no inventory runners.'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('HTTP port of the API, agent gateway, dashboard and /metrics (0 picks a free port).'),
+  HOST: z.string().default('0.0.0.0').describe('Address the HTTP server binds.'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
+
+  TEMPORAL_ADDRESS: z.string().default('localhost:7233').describe('Temporal frontend host:port.'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default').describe('Temporal namespace.'),
+  TASK_QUEUE: z.string().min(1).default('e2epool-checkpoints').describe('Task queue of the checkpoint workflows and their non-agent activities.'),
+  TEMPORAL_UI_URL: z.string().default('http://localhost:8233').describe('Base URL of the Temporal Web UI, for links in the API and dashboard.'),
+  TEMPORAL_REGISTER_SEARCH_ATTRIBUTES: bool(false, 'Register missing search attributes at start instead of refusing to start.'),
+
+  ADMIN_TOKEN: optionalSecret('Bearer token of the admin API and dashboard; unset disables them (503).'),
+  TOKEN_PEPPER: optionalSecret('Secret key for HMAC-SHA256 of runner tokens. Set it in production; unset uses a fixed development pepper and warns.'),
+
+  CHECKPOINT_TTL_SECONDS: positiveSeconds(1800, 'Age at which a checkpoint without a finalize is checked against its GitLab job.'),
+  CHECKPOINT_MAX_TTL_SECONDS: positiveSeconds(86400, 'Hard maximum age; past it a still-running checkpoint needs attention instead of being extended.'),
+  POLLER_ENABLED: bool(true, 'Watch the GitLab job as a fallback finalize source.'),
+  POLLER_INTERVAL_SECONDS: positiveSeconds(20, 'Interval of the GitLab job watch.'),
+  POLLER_MIN_AGE_SECONDS: seconds(120, 'Checkpoint age before the GitLab job watch starts.'),
+  FINALIZE_COOLDOWN_SECONDS: seconds(5, 'A create within this many seconds of the previous finalize being queued answers 429.'),
+  CREATE_TIMEOUT_SECONDS: positiveSeconds(300, 'Deadline of a create (claim + snapshot); the HTTP call waits up to this + 15 s.'),
+  CREATE_WAIT_FOR_CLEANUP_SECONDS: seconds(60, 'How long a create waits for a previous checkpoint that is cleaning up on the success path.'),
+  READINESS_TIMEOUT_SECONDS: positiveSeconds(120, 'Whole readiness budget after a reset: fresh agent session, stability, readiness command.'),
+  READINESS_POLL_INTERVAL_SECONDS: positiveSeconds(5, 'Interval between readiness probes.'),
+  READINESS_STABLE_SECONDS: seconds(5, 'A fresh agent session must stay up this long before the readiness command runs.'),
+  RESET_SETTLE_SECONDS: seconds(10, 'reset_mode auto: wait after reset_cmd returns before deciding whether the host rebooted.'),
+  OWN_JOB_GRACE_SECONDS: seconds(600, "Idle confirmation: how long to wait for the checkpoint's own job to leave the runner."),
+  FOREIGN_JOB_GRACE_SECONDS: seconds(900, 'Idle confirmation: how long to wait for another job on the runner.'),
+  AGENT_ROUTE_ATTEMPTS: positiveSeconds(6, 'Attempts to route an agent command to the instance holding the session.'),
+  COMMAND_TIMEOUT_SECONDS: positiveSeconds(120, 'Timeout of reset, cleanup and readiness commands run by agents.'),
+
+  WS_HEARTBEAT_INTERVAL: positiveSeconds(30, 'Seconds between WebSocket pings to agents.'),
+  WS_HEARTBEAT_TIMEOUT: positiveSeconds(90, 'An agent silent this long is disconnected and marked offline.'),
+  HTTPX_TIMEOUT: positiveSeconds(30, 'Timeout of outbound HTTP calls (GitLab, Proxmox) in seconds.'),
+  SHUTDOWN_GRACE_SECONDS: seconds(30, 'Graceful stop: time given to in-flight work before sockets are closed.'),
+
+  GITLAB_URL: z.url().optional().describe('GitLab base URL (no /api/v4); per-runner gitlab_url overrides it.'),
+  GITLAB_TOKEN: optionalSecret('GitLab token with read_api and manage_runner; per-runner gitlab_token overrides it.'),
+  GITLAB_WEBHOOK_SECRET: optionalSecret('Secret expected in X-Gitlab-Token; unset makes the GitLab webhook answer 403.'),
+  GITHUB_WEBHOOK_SECRET: optionalSecret('HMAC secret of X-Hub-Signature-256; unset makes the GitHub webhook answer 403.'),
+
+  RETENTION_DAYS: positiveSeconds(90, 'Checkpoint records older than this many days are purged.'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export const CONFIG_PREFIX = 'E2EPOOL_';
+
+export class ConfigError extends Error {
+  readonly code = 'config_invalid';
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/** Reads E2EPOOL_* from env; one error naming every bad key. Empty strings count as unset. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof Config, unknown>> = {}): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[CONFIG_PREFIX + key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  Object.assign(raw, overrides);
+  const parsed = configSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const key = issue.path.join('.');
+    return `${CONFIG_PREFIX}${key}: ${issue.message}`;
+  });
+  throw new ConfigError(problems);
+}
+
+export const SECRET_KEYS: ReadonlyArray<keyof Config> = ['ADMIN_TOKEN', 'TOKEN_PEPPER', 'GITLAB_TOKEN', 'GITLAB_WEBHOOK_SECRET', 'GITHUB_WEBHOOK_SECRET'];

@@ -1,0 +1,29 @@
+// Structured logs (pino) with secrets redacted by key and tokens stripped from URLs.
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+const REDACT_PATHS = [
+  'token', '*.token', 'password', '*.password', 'secret', '*.secret', 'authorization', '*.authorization',
+  'headers.authorization', 'req.headers.authorization', 'req.headers["x-gitlab-token"]', 'req.headers["private-token"]',
+  'proxmoxTokenValue', '*.proxmoxTokenValue', 'proxmox_token_value', '*.proxmox_token_value', 'gitlabToken', '*.gitlabToken',
+];
+
+/** Removes token=... query parameters and credentials from URLs before they are logged. */
+export function stripSecretsFromUrl(url: string): string {
+  return url
+    .replace(/([?&](?:token|private_token|access_token)=)[^&#\s]*/gi, '$1***')
+    .replace(/\/\/([^:@/\s]+):[^@/\s]*@/, '//$1:***@');
+}
+
+export function createLogger(opts: { level?: string; name?: string; destination?: pino.DestinationStream } = {}): Logger {
+  return pino(
+    {
+      level: opts.level ?? 'info',
+      name: opts.name ?? 'e2epool',
+      redact: { paths: REDACT_PATHS, censor: '***' },
+      base: { pid: process.pid },
+    },
+    opts.destination,
+  );
+}
