@@ -1,0 +1,85 @@
+// Signals, updates and queries of the checkpoint workflow, and its input. Shared by the workflow,
+// the API and tests; deterministic code only.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { CheckpointState, NeedsAttentionReason } from '../src/domain/checkpoint-states.js';
+import type { FinalizeStatus } from '../src/domain/finalize.js';
+
+export const CHECKPOINT_WORKFLOW_TYPE = 'checkpointWorkflow';
+
+/** Every timing the workflow uses. Filled from config by the API when it starts the workflow. */
+export interface CheckpointTimings {
+  createAcceptWindowSeconds: number;
+  createWaitForCleanupSeconds: number;
+  ttlSeconds: number;
+  maxTtlSeconds: number;
+  pollerEnabled: boolean;
+  pollerIntervalSeconds: number;
+  pollerMinAgeSeconds: number;
+  readinessTimeoutSeconds: number;
+  readinessPollIntervalSeconds: number;
+  readinessStableSeconds: number;
+  resetSettleSeconds: number;
+  ownJobGraceSeconds: number;
+  foreignJobGraceSeconds: number;
+  idlePollSeconds: number;
+  pauseBudgetSeconds: number;
+  unpauseAlertAfterSeconds: number;
+  agentRouteAttempts: number;
+  commandTimeoutSeconds: number;
+  /** Timeout of one Proxmox step (snapshot, stop, rollback, start, delete). */
+  backendStepTimeoutSeconds: number;
+}
+
+export interface CheckpointWorkflowInput {
+  name: string;
+  runnerId: string;
+  jobId: string;
+  projectId?: string;
+  backend: 'proxmox' | 'bare_metal';
+  caller?: string;
+  timings: CheckpointTimings;
+}
+
+export interface CreateRequest {
+  /** Absolute deadline, epoch milliseconds. */
+  deadlineMs: number;
+}
+
+export interface CreateResult {
+  name: string;
+  state: CheckpointState;
+}
+
+export interface FinalizeSignal {
+  status: FinalizeStatus;
+  source: string;
+}
+
+export interface ReleaseSignal {
+  actor: string;
+  deleteSnapshot: boolean;
+}
+
+export interface RetryResetSignal {
+  actor: string;
+}
+
+export interface CheckpointQueryResult {
+  name: string;
+  runnerId: string;
+  state: CheckpointState | 'new';
+  finalize: { status: FinalizeStatus; source: string; at: number } | null;
+  ignoredFinalizes: number;
+  needsAttention: { reason: NeedsAttentionReason; detail: string } | null;
+  ttlExtensions: number;
+  step: string | null;
+}
+
+export const createUpdate = defineUpdate<CreateResult, [CreateRequest]>('create');
+export const finalizeSignal = defineSignal<[FinalizeSignal]>('finalize');
+export const retryResetSignal = defineSignal<[RetryResetSignal]>('retryReset');
+export const releaseSignal = defineSignal<[ReleaseSignal]>('release');
+export const checkpointQuery = defineQuery<CheckpointQueryResult>('checkpoint');
+
+/** Update id of the create: a retry re-sends the same call and reads the same outcome. */
+export const CREATE_UPDATE_ID = 'create';
