@@ -1,10 +1,5 @@
+// `e2epool agent`: the runner-host verb defined in agent/ (which also ships alone to runner hosts).
 import type { CliCommand } from '../command.js';
+import { agentVerb } from '../../../agent/cli-commands.js';
 
-export const agentCommand: CliCommand = {
-  command: 'agent',
-  describe: "Run the runner-host agent daemon",
-  handler: () => {
-    process.stderr.write('Error: e2epool agent is not available in this build yet\n');
-    process.exit(1);
-  },
-};
+export const agentCommand: CliCommand = agentVerb;

@@ -1,10 +1,5 @@
+// `e2epool create`: the runner-host verb defined in agent/ (which also ships alone to runner hosts).
 import type { CliCommand } from '../command.js';
+import { createVerb } from '../../../agent/cli-commands.js';
 
-export const createCommand: CliCommand = {
-  command: 'create',
-  describe: "Create a checkpoint for this runner's CI job (through the local agent)",
-  handler: () => {
-    process.stderr.write('Error: e2epool create is not available in this build yet\n');
-    process.exit(1);
-  },
-};
+export const createCommand: CliCommand = createVerb;

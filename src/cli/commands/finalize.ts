@@ -1,10 +1,5 @@
+// `e2epool finalize`: the runner-host verb defined in agent/ (which also ships alone to runner hosts).
 import type { CliCommand } from '../command.js';
+import { finalizeVerb } from '../../../agent/cli-commands.js';
 
-export const finalizeCommand: CliCommand = {
-  command: 'finalize',
-  describe: "Finalize a checkpoint (through the local agent)",
-  handler: () => {
-    process.stderr.write('Error: e2epool finalize is not available in this build yet\n');
-    process.exit(1);
-  },
-};
+export const finalizeCommand: CliCommand = finalizeVerb;

@@ -1,10 +1,5 @@
+// `e2epool status`: the runner-host verb defined in agent/ (which also ships alone to runner hosts).
 import type { CliCommand } from '../command.js';
+import { statusVerb } from '../../../agent/cli-commands.js';
 
-export const statusCommand: CliCommand = {
-  command: 'status',
-  describe: "Show a checkpoint's state (through the local agent)",
-  handler: () => {
-    process.stderr.write('Error: e2epool status is not available in this build yet\n');
-    process.exit(1);
-  },
-};
+export const statusCommand: CliCommand = statusVerb;
