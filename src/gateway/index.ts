@@ -1,0 +1,19 @@
+// Public surface of the agent gateway.
+export {
+  AGENT_WS_PATH,
+  CLOSE_CODES,
+  AgentGateway,
+  createAgentGateway,
+  type GatewayDeps,
+  type GatewayTuning,
+  type SessionEvent,
+  type AgentRequestHandler,
+  type AgentCommandRequest,
+  type AgentCommandResult,
+  type AgentSessionInfo,
+  type SessionEndReason,
+} from './gateway.js';
+export { resolveRoute, PresenceStore, INSTANCE_STALE_SECONDS, type AgentRoute } from './presence-store.js';
+export { registerInstance, heartbeatInstance, markInstanceDraining, startInstanceHeartbeat, INSTANCE_HEARTBEAT_SECONDS } from './instance-store.js';
+export { redactSecrets, truncateOutput, sanitizeOutput, MAX_OUTPUT_CHARS } from './command-output.js';
+export { MAX_FRAME_BYTES } from './envelope.js';

@@ -1,0 +1,127 @@
+// Agent presence in the database: which instance holds which runner's session, under which epoch.
+// Every write is guarded by the session epoch, so a late write of an old session (on this instance
+// or another one) never overwrites or deletes the row of a newer session.
+import { and, eq, lt, lte, sql } from 'drizzle-orm';
+import { agentPresence, controllerInstances } from '../../db/schema.js';
+import type { Db } from '../store/database.js';
+
+/** Instances silent for longer than this are not routed to. */
+export const INSTANCE_STALE_SECONDS = 30;
+
+export interface PresenceSession {
+  runnerId: string;
+  sessionEpoch: number;
+  bootId?: string | null;
+  agentVersion?: string | null;
+  /** null for legacy sessions (no hello). */
+  declaredCommands: string[] | null;
+}
+
+export interface AgentRoute {
+  instanceId: string;
+  sessionEpoch: number;
+}
+
+export class PresenceStore {
+  constructor(
+    private readonly db: Db,
+    private readonly instanceId: string,
+  ) {}
+
+  /** A new epoch from the database sequence: increasing across every instance. */
+  async nextEpoch(): Promise<number> {
+    const result = await this.db.execute(sql`select nextval('agent_session_epoch')::text as epoch`);
+    const row = (result as unknown as { rows: Array<{ epoch: string }> }).rows[0];
+    const epoch = Number(row?.epoch);
+    if (!Number.isSafeInteger(epoch) || epoch <= 0) throw new Error('agent_session_epoch returned no usable value');
+    return epoch;
+  }
+
+  /**
+   * Records a session (at connect, and again at hello). Writes only when the stored row is not
+   * newer; returns whether the row now belongs to this session.
+   */
+  async upsert(session: PresenceSession, opts: { connected: boolean }): Promise<boolean> {
+    const values = {
+      runnerId: session.runnerId,
+      instanceId: this.instanceId,
+      sessionEpoch: session.sessionEpoch,
+      bootId: session.bootId ?? null,
+      agentVersion: session.agentVersion ?? null,
+      declaredCommands: session.declaredCommands,
+    };
+    const rows = await this.db
+      .insert(agentPresence)
+      .values(values)
+      .onConflictDoUpdate({
+        target: agentPresence.runnerId,
+        set: {
+          instanceId: values.instanceId,
+          sessionEpoch: values.sessionEpoch,
+          bootId: values.bootId,
+          agentVersion: values.agentVersion,
+          declaredCommands: values.declaredCommands,
+          lastSeen: sql`now()`,
+          // A hello on the same session keeps the time the session was opened.
+          ...(opts.connected ? { connectedAt: sql`now()` } : {}),
+        },
+        setWhere: lte(agentPresence.sessionEpoch, values.sessionEpoch),
+      })
+      .returning({ epoch: agentPresence.sessionEpoch });
+    return rows.length === 1;
+  }
+
+  /** Refreshes last_seen; false when the row no longer belongs to this session. */
+  async touch(runnerId: string, sessionEpoch: number): Promise<boolean> {
+    const rows = await this.db
+      .update(agentPresence)
+      .set({ lastSeen: sql`now()` })
+      .where(and(eq(agentPresence.runnerId, runnerId), eq(agentPresence.sessionEpoch, sessionEpoch)))
+      .returning({ epoch: agentPresence.sessionEpoch });
+    return rows.length === 1;
+  }
+
+  /** Compare-and-delete: removes the row only if it still carries this session's epoch. */
+  async remove(runnerId: string, sessionEpoch: number): Promise<boolean> {
+    const rows = await this.db
+      .delete(agentPresence)
+      .where(and(eq(agentPresence.runnerId, runnerId), eq(agentPresence.sessionEpoch, sessionEpoch)))
+      .returning({ epoch: agentPresence.sessionEpoch });
+    return rows.length === 1;
+  }
+
+  /**
+   * Removes the rows this instance still owns (graceful stop, after new sessions are refused).
+   * Compare-and-delete on the instance: a row taken over by a session elsewhere carries the other
+   * instance's id and stays.
+   */
+  async removeOwn(): Promise<number> {
+    const rows = await this.db
+      .delete(agentPresence)
+      .where(eq(agentPresence.instanceId, this.instanceId))
+      .returning({ runnerId: agentPresence.runnerId });
+    return rows.length;
+  }
+}
+
+/**
+ * Where a runner's live session is: its instance and epoch, ignoring instances that are draining
+ * or have not heartbeated for `staleAfterSeconds`. Uses the database clock only.
+ */
+export async function resolveRoute(db: Db, runnerId: string, opts: { staleAfterSeconds?: number } = {}): Promise<AgentRoute | null> {
+  const stale = opts.staleAfterSeconds ?? INSTANCE_STALE_SECONDS;
+  const rows = await db
+    .select({ instanceId: agentPresence.instanceId, sessionEpoch: agentPresence.sessionEpoch })
+    .from(agentPresence)
+    .innerJoin(controllerInstances, eq(controllerInstances.instanceId, agentPresence.instanceId))
+    .where(
+      and(
+        eq(agentPresence.runnerId, runnerId),
+        eq(controllerInstances.draining, false),
+        lt(sql`now() - ${controllerInstances.lastSeen}`, sql`make_interval(secs => ${stale})`),
+      ),
+    )
+    .limit(1);
+  const row = rows[0];
+  return row ? { instanceId: row.instanceId, sessionEpoch: Number(row.sessionEpoch) } : null;
+}
