@@ -279,10 +279,10 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     if (!accepted) return 'abandoned';
 
     const claimDeadline = Date.now() + t.createWaitForCleanupSeconds * 1000;
-    let claim = await claimOnce.claimRunner({ ...ref, jobId: input.jobId, projectId: input.projectId, backend: input.backend, caller: input.caller, cooldownSeconds: 0 });
+    let claim = await claimOnce.claimRunner({ ...ref, jobId: input.jobId, projectId: input.projectId, backend: input.backend, caller: input.caller, cooldownSeconds: t.cooldownSeconds });
     while (!claim.ok && claim.holderCleaning && Date.now() < claimDeadline && !createTimedOut && !cancelRequested) {
       await sleep('2 seconds');
-      claim = await claimOnce.claimRunner({ ...ref, jobId: input.jobId, projectId: input.projectId, backend: input.backend, caller: input.caller, cooldownSeconds: 0 });
+      claim = await claimOnce.claimRunner({ ...ref, jobId: input.jobId, projectId: input.projectId, backend: input.backend, caller: input.caller, cooldownSeconds: t.cooldownSeconds });
     }
     if (!claim.ok) {
       await finishCreate({ ok: false, code: claim.code === 'runner_not_found' ? 'not_found' : claim.code, detail: claim.detail });

@@ -10,6 +10,8 @@ export const CHECKPOINT_WORKFLOW_TYPE = 'checkpointWorkflow';
 export interface CheckpointTimings {
   createAcceptWindowSeconds: number;
   createWaitForCleanupSeconds: number;
+  /** A create within this long of the runner's previous finalize being queued answers 429. */
+  cooldownSeconds: number;
   ttlSeconds: number;
   maxTtlSeconds: number;
   pollerEnabled: boolean;

@@ -1,0 +1,159 @@
+// Writes of the checkpoint read model: the claim, idempotent projections, the claim release.
+// The database enforces one claim per runner (ix_one_claim_per_runner); this code never locks
+// anything but the runner row.
+import { sql } from 'drizzle-orm';
+import type { Db } from './database.js';
+import type { ClaimInput, ClaimResult, ProjectionInput, RunnerPlan } from '../../activities/types.js';
+import { isEndState, type CheckpointState } from '../domain/checkpoint-states.js';
+
+type Row = Record<string, any>;
+
+async function rows(db: Db | any, query: ReturnType<typeof sql>): Promise<Row[]> {
+  const result: any = await db.execute(query);
+  return (result.rows ?? result) as Row[];
+}
+
+export const MAINTENANCE_KEY = 'maintenance';
+
+export interface MaintenanceState {
+  enabled: boolean;
+  message: string;
+}
+
+export async function readMaintenance(db: Db): Promise<MaintenanceState> {
+  const [row] = await rows(db, sql`select value from controller_settings where key = ${MAINTENANCE_KEY}`);
+  const value = (row?.value ?? {}) as Partial<MaintenanceState>;
+  return { enabled: value.enabled === true, message: value.message || 'Controller is in maintenance mode' };
+}
+
+/**
+ * One transaction: lock the runner row, check maintenance, drain, cooldown, then the holder;
+ * insert with ON CONFLICT DO NOTHING and read back. A row with our own name is a retry of ourselves.
+ */
+export async function claimRunner(db: Db, input: ClaimInput, now = new Date()): Promise<ClaimResult> {
+  return db.transaction(async (tx) => {
+    const [runner] = await rows(tx, sql`select runner_id, is_active, drained from runners where runner_id = ${input.runnerId} for update`);
+    if (!runner || !runner.is_active) return { ok: false, code: 'runner_not_found', detail: 'Runner not found in inventory' };
+
+    const [own] = await rows(tx, sql`select name, holds_claim, created_at from checkpoints where name = ${input.name}`);
+    if (own) return { ok: true, createdAtMs: new Date(own.created_at).getTime() };
+
+    const maintenance = await readMaintenance(tx as unknown as Db);
+    if (maintenance.enabled) return { ok: false, code: 'maintenance', detail: maintenance.message };
+    if (runner.drained) return { ok: false, code: 'draining', detail: `Runner '${input.runnerId}' is drained and accepts no new checkpoints` };
+
+    if (input.cooldownSeconds > 0) {
+      const [last] = await rows(
+        tx,
+        sql`select finalize_queued_at from checkpoints where runner_id = ${input.runnerId} and finalize_queued_at is not null order by finalize_queued_at desc limit 1`,
+      );
+      if (last && now.getTime() - new Date(last.finalize_queued_at).getTime() < input.cooldownSeconds * 1000) {
+        return { ok: false, code: 'cooldown', detail: 'Cooldown period active, try again later' };
+      }
+    }
+
+    const holder = await readHolder(tx, input.runnerId);
+    if (holder) return conflictWith(holder, input.runnerId);
+
+    const inserted = await rows(
+      tx,
+      sql`insert into checkpoints (name, runner_id, job_id, project_id, backend, state, holds_claim, caller, created_at, updated_at)
+          values (${input.name}, ${input.runnerId}, ${input.jobId}, ${input.projectId ?? null}, ${input.backend}, 'creating', true, ${input.caller ?? null}, ${now}, ${now})
+          on conflict do nothing
+          returning name`,
+    );
+    if (inserted.length === 0) {
+      // Lost a race on the unique index: read back who holds the claim rather than guessing.
+      const winner = await readHolder(tx, input.runnerId);
+      if (winner && winner.name === input.name) return { ok: true, createdAtMs: now.getTime() };
+      if (winner) return conflictWith(winner, input.runnerId);
+      return { ok: false, code: 'conflict', detail: `Active checkpoint already exists for runner '${input.runnerId}' (concurrent create)` };
+    }
+    await tx.execute(
+      sql`insert into checkpoint_transitions (checkpoint_name, runner_id, seq, from_state, to_state, event, detail, at)
+          values (${input.name}, ${input.runnerId}, 0, null, 'creating', 'claimed', ${`Checkpoint requested for job ${input.jobId}${input.caller ? `, caller=${input.caller}` : ''}`}, ${now})
+          on conflict do nothing`,
+    );
+    return { ok: true, createdAtMs: now.getTime() };
+  });
+}
+
+async function readHolder(tx: any, runnerId: string): Promise<{ name: string; state: CheckpointState; finalize_status: string | null } | null> {
+  const [holder] = await rows(tx, sql`select name, state, finalize_status from checkpoints where runner_id = ${runnerId} and holds_claim`);
+  return (holder as any) ?? null;
+}
+
+function conflictWith(holder: { name: string; state: CheckpointState; finalize_status: string | null }, runnerId: string): ClaimResult {
+  const cleaning = holder.state === 'cleaning' || (holder.state === 'finalize_queued' && holder.finalize_status === 'success');
+  return {
+    ok: false,
+    code: 'conflict',
+    detail: `Active checkpoint '${holder.name}' already exists for runner '${runnerId}'`,
+    holderCleaning: cleaning,
+  };
+}
+
+/** Idempotent: (name, seq) is unique, and a row only moves forward in seq. */
+export async function projectTransition(db: Db, p: ProjectionInput, opts: { releaseClaim?: boolean } = {}, now = new Date()): Promise<void> {
+  await db.transaction(async (tx) => {
+    const inserted = await rows(
+      tx,
+      sql`insert into checkpoint_transitions (checkpoint_name, runner_id, seq, from_state, to_state, event, detail, at)
+          values (${p.name}, ${p.runnerId}, ${p.seq}, ${p.from}, ${p.to}, ${p.event}, ${p.detail ?? null}, ${now})
+          on conflict do nothing
+          returning id`,
+    );
+    if (inserted.length === 0) return;
+    const f = p.fields ?? {};
+    const ended = isEndState(p.to);
+    await tx.execute(sql`
+      update checkpoints set
+        state = ${p.to},
+        projection_seq = ${p.seq},
+        updated_at = ${now},
+        detail = coalesce(${p.detail ?? null}, detail),
+        holds_claim = case when ${opts.releaseClaim === true} then false else holds_claim end,
+        finalize_status = coalesce(${f.finalizeStatus ?? null}, finalize_status),
+        finalize_source = coalesce(${f.finalizeSource ?? null}, finalize_source),
+        finalize_queued_at = coalesce(${f.finalizeQueuedAtMs !== undefined ? new Date(f.finalizeQueuedAtMs) : null}, finalize_queued_at),
+        needs_attention_reason = case when ${f.needsAttentionReason !== undefined} then ${f.needsAttentionReason ?? null} else needs_attention_reason end,
+        ttl_extensions = coalesce(${f.ttlExtensions ?? null}, ttl_extensions),
+        epoch_at_reset = coalesce(${f.epochAtReset ?? null}, epoch_at_reset),
+        vmid = coalesce(${f.vmid ?? null}, vmid),
+        created_done_at = case when ${p.to === 'created' && p.from === 'creating'} then ${now} else created_done_at end,
+        reset_started_at = case when ${p.to === 'resetting'} then ${now} else reset_started_at end,
+        ready_at = case when ${p.event === 'ready'} then ${now} else ready_at end,
+        ended_at = case when ${ended} then ${now} else ended_at end
+      where name = ${p.name} and projection_seq < ${p.seq}`);
+  });
+}
+
+export async function takeEpochWatermark(db: Db): Promise<number> {
+  const [row] = await rows(db, sql`select nextval('agent_session_epoch') as epoch`);
+  return Number(row!.epoch);
+}
+
+export async function loadRunnerPlan(db: Db, runnerId: string): Promise<RunnerPlan> {
+  const [r] = await rows(db, sql`select * from runners where runner_id = ${runnerId}`);
+  const [presence] = await rows(db, sql`select declared_commands from agent_presence where runner_id = ${runnerId}`);
+  const declared: string[] = Array.isArray(presence?.declared_commands) ? presence.declared_commands : [];
+  if (!r) {
+    return { exists: false, active: false, backend: 'bare_metal', successAction: 'reset', resetMode: 'reboot', pauseMethod: 'none', hasReadinessCommand: false, hasCleanupCommand: false, vmid: null };
+  }
+  const options = (r.options ?? {}) as Record<string, unknown>;
+  const hasCleanupCommand = Boolean(r.cleanup_cmd) || declared.includes('cleanup');
+  const backend = r.backend as RunnerPlan['backend'];
+  const successAction = options.success_action === 'cleanup' || options.success_action === 'reset' ? options.success_action : hasCleanupCommand ? 'cleanup' : 'reset';
+  const resetMode = backend === 'proxmox' ? 'reboot' : options.reset_mode === 'reboot' || options.reset_mode === 'in_place' ? options.reset_mode : 'auto';
+  return {
+    exists: true,
+    active: Boolean(r.is_active),
+    backend,
+    successAction,
+    resetMode,
+    pauseMethod: r.gitlab_runner_id ? 'gitlab' : declared.includes('pause_runner') ? 'agent' : 'none',
+    hasReadinessCommand: Boolean(r.readiness_cmd) || declared.includes('readiness'),
+    hasCleanupCommand,
+    vmid: r.proxmox_vmid ?? null,
+  };
+}
