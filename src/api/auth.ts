@@ -1,0 +1,77 @@
+// Bearer-token middleware with e2epool's order of checks and detail strings (protocol spec §4.1).
+// They run before any body parsing, so a bad token with a bad body answers 403, not 422.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Runner } from '../inventory/registry.js';
+
+const BEARER = 'Bearer ';
+
+/** FastAPI's answer to a missing required header. */
+export const MISSING_AUTHORIZATION_DETAIL = [{ type: 'missing', loc: ['header', 'authorization'], msg: 'Field required', input: null }];
+
+export interface RunnerTokenAuthenticator {
+  authenticateRunnerToken(token: string): Promise<Runner | null>;
+}
+
+export interface AdminIdentity {
+  actor: 'admin';
+}
+
+/** Sets `res.locals.runner` to the active runner owning the bearer token. */
+export function requireRunnerToken(registry: RunnerTokenAuthenticator): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const header = req.headers.authorization;
+    if (header === undefined) {
+      res.status(422).json({ detail: MISSING_AUTHORIZATION_DETAIL });
+      return;
+    }
+    if (!header.startsWith(BEARER)) {
+      res.status(401).json({ detail: 'Invalid authorization header' });
+      return;
+    }
+    try {
+      const runner = await registry.authenticateRunnerToken(header.slice(BEARER.length));
+      if (!runner) {
+        res.status(403).json({ detail: 'Invalid token' });
+        return;
+      }
+      res.locals.runner = runner;
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  // Digests have equal length, so the comparison time does not reveal the token's length either.
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b) && given.length === expected.length;
+}
+
+/** Sets `res.locals.admin`. An unset or empty admin token disables the admin API (503). */
+export function requireAdminToken(adminToken: string | undefined): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const header = req.headers.authorization;
+    if (header === undefined) {
+      res.status(422).json({ detail: MISSING_AUTHORIZATION_DETAIL });
+      return;
+    }
+    if (!adminToken) {
+      res.status(503).json({ detail: 'Admin API not configured' });
+      return;
+    }
+    if (!header.startsWith(BEARER)) {
+      res.status(401).json({ detail: 'Invalid authorization header' });
+      return;
+    }
+    if (!sameSecret(header.slice(BEARER.length), adminToken)) {
+      res.status(403).json({ detail: 'Invalid admin token' });
+      return;
+    }
+    const admin: AdminIdentity = { actor: 'admin' };
+    res.locals.admin = admin;
+    next();
+  };
+}

@@ -1,0 +1,263 @@
+// One runner's configuration: the zod schema shared by inventory.yml and the admin API, e2epool's
+// business rules with their exact error texts, and the defaults of the options e2epool did not have.
+import { z } from 'zod';
+
+export const BACKENDS = ['proxmox', 'bare_metal'] as const;
+export type Backend = (typeof BACKENDS)[number];
+export const RESET_MODES = ['reboot', 'in_place', 'auto'] as const;
+export type ResetMode = (typeof RESET_MODES)[number];
+export const SUCCESS_ACTIONS = ['cleanup', 'reset'] as const;
+export type SuccessAction = (typeof SUCCESS_ACTIONS)[number];
+
+/** Required for the proxmox backend, in the order e2epool names them in its error text. */
+export const PROXMOX_REQUIRED_FIELDS = [
+  'proxmox_host',
+  'proxmox_user',
+  'proxmox_token_name',
+  'proxmox_token_value',
+  'proxmox_node',
+  'proxmox_vmid',
+] as const;
+
+/** e2epool's runner id pattern `^[\w.\-]+$`, with Python's Unicode-aware `\w`. */
+export const RUNNER_ID_PATTERN = /^[\p{L}\p{N}_.-]+$/u;
+export const RUNNER_ID_PATTERN_TEXT = '^[\\w.\\-]+$';
+
+const INT32_MAX = 2_147_483_647;
+
+// YAML gives numbers where a string is meant (`proxmox_node: 1`) and `${ENV}` expansion gives
+// strings where a number is meant (`proxmox_vmid: ${VMID}`): both are accepted.
+const optionalText = z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().nullish());
+const optionalInt = z.preprocess(
+  (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+  z.number().int().min(0).max(INT32_MAX).nullish(),
+);
+const optionalBool = z.preprocess((v) => {
+  if (typeof v !== 'string') return v;
+  const s = v.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(s)) return true;
+  if (['false', '0', 'no', 'off'].includes(s)) return false;
+  return v;
+}, z.boolean().nullish());
+const tagList = z.preprocess(
+  (v) => (Array.isArray(v) ? v.map((t) => (typeof t === 'number' ? String(t) : t)) : v),
+  z.array(z.string()).nullish(),
+);
+const fingerprint = z
+  .string()
+  .regex(/^(?:[0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f]{64}$/, {
+    message: 'Value error, proxmox_fingerprint must be a SHA-256 fingerprint: 64 hex digits, optionally colon-separated',
+  })
+  .nullish();
+const httpUrl = z
+  .string()
+  .regex(/^https?:\/\/[^\s/]+/, { message: 'Value error, gitlab_url must be an http:// or https:// URL' })
+  .nullish();
+
+/** Every key a runner may have; everything else is warned about by the loader and ignored. */
+export const runnerFieldsShape = {
+  runner_id: z.preprocess(
+    (v) => (typeof v === 'number' ? String(v) : v),
+    z.string().min(1).max(255).regex(RUNNER_ID_PATTERN, { message: `String should match pattern '${RUNNER_ID_PATTERN_TEXT}'` }),
+  ),
+  backend: z.string().min(1).max(50),
+  proxmox_host: optionalText,
+  proxmox_user: optionalText,
+  proxmox_token_name: optionalText,
+  proxmox_token_value: optionalText,
+  proxmox_node: optionalText,
+  proxmox_vmid: optionalInt,
+  reset_cmd: optionalText,
+  cleanup_cmd: optionalText,
+  readiness_cmd: optionalText,
+  gitlab_runner_id: optionalInt,
+  tags: tagList,
+  // Ours: per-runner CI settings (e2epool's docs had them, its loader dropped them).
+  ci_adapter: optionalText,
+  gitlab_url: httpUrl,
+  gitlab_token: optionalText,
+  reset_mode: z.enum(RESET_MODES).nullish(),
+  success_action: z.enum(SUCCESS_ACTIONS).nullish(),
+  proxmox_verify_tls: optionalBool,
+  proxmox_ca_file: optionalText,
+  proxmox_fingerprint: fingerprint,
+  proxmox_required_tag: optionalText,
+  proxmox_pool: optionalText,
+  snapshot_vmstate: optionalBool,
+};
+
+/** Body of `POST /api/runners` (the token is generated, never supplied). */
+export const runnerInputSchema = z.object(runnerFieldsShape);
+export type RunnerInput = z.infer<typeof runnerInputSchema>;
+
+/** One entry of inventory.yml: the same fields plus the runner's bearer token. */
+export const inventoryRunnerSchema = z.object({
+  ...runnerFieldsShape,
+  token: z.string().min(1, { message: 'String should have at least 1 character' }),
+});
+export type InventoryRunnerInput = z.infer<typeof inventoryRunnerSchema>;
+
+export const RUNNER_KEYS: ReadonlySet<string> = new Set([...Object.keys(runnerFieldsShape), 'token']);
+
+/** A runner's settings after validation, with the defaults applied. No token. */
+export interface RunnerConfig {
+  runnerId: string;
+  backend: Backend;
+  proxmoxHost: string | null;
+  proxmoxUser: string | null;
+  proxmoxTokenName: string | null;
+  proxmoxTokenValue: string | null;
+  proxmoxNode: string | null;
+  proxmoxVmid: number | null;
+  resetCmd: string | null;
+  cleanupCmd: string | null;
+  readinessCmd: string | null;
+  gitlabRunnerId: number | null;
+  tags: string[];
+  options: RunnerOptions;
+}
+
+/** Settings without a column of their own: stored in `runners.options`. */
+export interface RunnerOptions {
+  resetMode: ResetMode;
+  successAction: SuccessAction;
+  gitlabUrl: string | null;
+  /** Secret: never returned by the API nor logged. */
+  gitlabToken: string | null;
+  proxmoxVerifyTls: boolean;
+  proxmoxCaFile: string | null;
+  proxmoxFingerprint: string | null;
+  proxmoxRequiredTag: string | null;
+  proxmoxPool: string | null;
+  snapshotVmstate: boolean;
+}
+
+/** A broken business rule. The same rule reads differently in the loader and in the admin API. */
+export type RuleViolation =
+  | { rule: 'invalid_backend'; backend: string }
+  | { rule: 'bare_metal_reset_cmd' }
+  | { rule: 'proxmox_missing_fields'; fields: string[] }
+  | { rule: 'cleanup_without_cleanup_cmd' };
+
+const truthy = (v: unknown) => v !== undefined && v !== null && v !== '' && v !== 0;
+
+/** e2epool's checks in e2epool's order, then ours. */
+export function checkRunnerRules(input: RunnerInput): RuleViolation | null {
+  if (!(BACKENDS as readonly string[]).includes(input.backend)) return { rule: 'invalid_backend', backend: input.backend };
+  if (input.backend === 'bare_metal' && !truthy(input.reset_cmd)) return { rule: 'bare_metal_reset_cmd' };
+  if (input.backend === 'proxmox') {
+    const missing = PROXMOX_REQUIRED_FIELDS.filter((f) => !truthy(input[f]));
+    if (missing.length > 0) return { rule: 'proxmox_missing_fields', fields: missing };
+  }
+  if (input.success_action === 'cleanup' && !truthy(input.cleanup_cmd)) return { rule: 'cleanup_without_cleanup_cmd' };
+  return null;
+}
+
+/** The admin API's wording (422 string detail). */
+export function apiRuleMessage(v: RuleViolation): string {
+  switch (v.rule) {
+    case 'invalid_backend':
+      return `Invalid backend '${v.backend}'. Must be 'proxmox' or 'bare_metal'.`;
+    case 'bare_metal_reset_cmd':
+      return "bare_metal backend requires 'reset_cmd'.";
+    case 'proxmox_missing_fields':
+      return `proxmox backend is missing required fields: ${v.fields.join(', ')}`;
+    case 'cleanup_without_cleanup_cmd':
+      return "success_action 'cleanup' requires 'cleanup_cmd'.";
+  }
+}
+
+/** The inventory loader's wording, which names the runner. */
+export function inventoryRuleMessage(runnerId: string, v: RuleViolation): string {
+  switch (v.rule) {
+    case 'invalid_backend':
+      return `Invalid backend '${v.backend}' for runner '${runnerId}'. Must be 'proxmox' or 'bare_metal'.`;
+    case 'bare_metal_reset_cmd':
+      return `Runner '${runnerId}' with bare_metal backend requires 'reset_cmd'.`;
+    case 'proxmox_missing_fields':
+      return `Runner '${runnerId}' with proxmox backend is missing required fields: ${v.fields.join(', ')}`;
+    case 'cleanup_without_cleanup_cmd':
+      return `Runner '${runnerId}' has success_action 'cleanup' but no 'cleanup_cmd'.`;
+  }
+}
+
+/** Advice that does not stop the runner from loading (shown at load and on the dashboard). */
+export function runnerWarnings(input: RunnerInput): string[] {
+  const id = input.runner_id;
+  const warnings: string[] = [];
+  if (input.ci_adapter != null && input.ci_adapter !== 'gitlab') {
+    warnings.push(`Runner '${id}': ci_adapter '${input.ci_adapter}' is not supported (only 'gitlab'); GitLab is used.`);
+  }
+  if (input.backend === 'proxmox' && input.reset_mode != null && input.reset_mode !== 'reboot') {
+    warnings.push(`Runner '${id}': reset_mode '${input.reset_mode}' does not apply to proxmox runners, which always reboot.`);
+  }
+  if (!truthy(input.gitlab_runner_id)) {
+    warnings.push(
+      `Runner '${id}' has no gitlab_runner_id: GitLab cannot pause it before a reset ` +
+        '(declare pause_runner/unpause_runner agent commands, or set gitlab_runner_id).',
+    );
+  }
+  if (!truthy(input.readiness_cmd)) {
+    warnings.push(`Runner '${id}' has no readiness_cmd: after a reset only the agent reconnecting proves readiness.`);
+  }
+  return warnings;
+}
+
+const orNull = <T>(v: T | null | undefined): T | null => (v === undefined || v === null ? null : v);
+
+/** Applies defaults. Call only after `checkRunnerRules` returned null. */
+export function toRunnerConfig(input: RunnerInput): RunnerConfig {
+  const backend = input.backend as Backend;
+  const cleanupCmd = orNull(input.cleanup_cmd);
+  return {
+    runnerId: input.runner_id,
+    backend,
+    proxmoxHost: orNull(input.proxmox_host),
+    proxmoxUser: orNull(input.proxmox_user),
+    proxmoxTokenName: orNull(input.proxmox_token_name),
+    proxmoxTokenValue: orNull(input.proxmox_token_value),
+    proxmoxNode: orNull(input.proxmox_node),
+    proxmoxVmid: orNull(input.proxmox_vmid),
+    resetCmd: orNull(input.reset_cmd),
+    cleanupCmd,
+    readinessCmd: orNull(input.readiness_cmd),
+    gitlabRunnerId: orNull(input.gitlab_runner_id),
+    tags: input.tags ?? [],
+    options: {
+      // A Proxmox rollback restarts the VM, so the agent session always drops.
+      resetMode: backend === 'proxmox' ? 'reboot' : (input.reset_mode ?? 'auto'),
+      successAction: input.success_action ?? (truthy(cleanupCmd) ? 'cleanup' : 'reset'),
+      gitlabUrl: input.gitlab_url ? input.gitlab_url.replace(/\/+$/, '') : null,
+      gitlabToken: orNull(input.gitlab_token),
+      proxmoxVerifyTls: input.proxmox_verify_tls ?? true,
+      proxmoxCaFile: orNull(input.proxmox_ca_file),
+      proxmoxFingerprint: orNull(input.proxmox_fingerprint),
+      proxmoxRequiredTag: orNull(input.proxmox_required_tag),
+      proxmoxPool: orNull(input.proxmox_pool),
+      snapshotVmstate: input.snapshot_vmstate ?? false,
+    },
+  };
+}
+
+/** Reads `runners.options` back, tolerating rows written before an option existed. */
+export function parseRunnerOptions(raw: Record<string, unknown>, backend: string, cleanupCmd: string | null): RunnerOptions {
+  const str = (k: string) => (typeof raw[k] === 'string' ? (raw[k] as string) : null);
+  const resetMode = (RESET_MODES as readonly unknown[]).includes(raw.resetMode) ? (raw.resetMode as ResetMode) : 'auto';
+  const successAction = (SUCCESS_ACTIONS as readonly unknown[]).includes(raw.successAction)
+    ? (raw.successAction as SuccessAction)
+    : truthy(cleanupCmd)
+      ? 'cleanup'
+      : 'reset';
+  return {
+    resetMode: backend === 'proxmox' ? 'reboot' : resetMode,
+    successAction,
+    gitlabUrl: str('gitlabUrl'),
+    gitlabToken: str('gitlabToken'),
+    proxmoxVerifyTls: raw.proxmoxVerifyTls !== false,
+    proxmoxCaFile: str('proxmoxCaFile'),
+    proxmoxFingerprint: str('proxmoxFingerprint'),
+    proxmoxRequiredTag: str('proxmoxRequiredTag'),
+    proxmoxPool: str('proxmoxPool'),
+    snapshotVmstate: raw.snapshotVmstate === true,
+  };
+}
