@@ -58,7 +58,8 @@ const httpUrl = z
 export const runnerFieldsShape = {
   runner_id: z.preprocess(
     (v) => (typeof v === 'number' ? String(v) : v),
-    z.string().min(1).max(255).regex(RUNNER_ID_PATTERN, { message: `String should match pattern '${RUNNER_ID_PATTERN_TEXT}'` }),
+    // `abort`: report only the first broken constraint, as pydantic does.
+    z.string().min(1, { abort: true }).max(255, { abort: true }).regex(RUNNER_ID_PATTERN, { message: `String should match pattern '${RUNNER_ID_PATTERN_TEXT}'` }),
   ),
   backend: z.string().min(1).max(50),
   proxmox_host: optionalText,
