@@ -189,7 +189,7 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): LoadedAgentC
     }
     if (value === null || value === undefined) continue;
     raw[key] = key === 'socket_mode' && typeof value === 'string' ? (parseMode(value) ?? value) : value;
-    origin[key] = `${key} in ${file}`;
+    origin[key] = file;
   }
   // Numbers written as quoted strings in YAML are accepted too.
   for (const { key, kind } of envVars) {
@@ -209,9 +209,10 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): LoadedAgentC
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? '');
-      const where = origin[key] ?? key;
       const sub = issue.path.length > 1 ? `.${issue.path.slice(1).join('.')}` : '';
-      problems.push(`${where}${sub}: ${issue.message}`);
+      const from = origin[key]?.startsWith('E2EPOOL_') ? ` (${origin[key]})` : '';
+      const message = issue.code === 'invalid_key' ? 'command names use letters, digits, _ . - (max 64)' : issue.message;
+      problems.push(`${key}${sub}${from}: ${message}`);
     }
   }
   if (problems.length > 0 || !parsed.success) throw AgentConfigError.fromProblems(problems, yaml.read ? file : null);
