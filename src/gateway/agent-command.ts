@@ -85,6 +85,13 @@ export async function runAgentCommand(
   const stdout = sanitizeOutput(outcome.stdout);
   const stderr = sanitizeOutput(outcome.stderr);
   if (outcome.ok) return { exitCode: outcome.exitCode, stdout, stderr, durationMs };
+  if (outcome.agentError?.detail === 'command_not_declared') {
+    // Our declared list and the agent's config disagree (config changed without a reconnect).
+    throw new E2epoolError('command_not_declared', `Agent of runner ${runnerId} does not declare command '${request.name}'`, {
+      command: request.name,
+      reportedByAgent: true,
+    });
+  }
   const excerpt = (stderr.trim() || stdout.trim()).slice(0, DETAIL_OUTPUT_CHARS);
   throw new E2epoolError(
     'agent_command_failed',

@@ -166,6 +166,8 @@ export interface CommandReply {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** The agent's own error (`run` replies), e.g. `{code: 404, detail: 'command_not_declared'}`. */
+  agentError: { code: number | null; detail: string } | null;
 }
 
 /**
@@ -174,13 +176,18 @@ export interface CommandReply {
  * agent-side error envelope) is a failure with exit code -1 and the agent's detail as stderr.
  */
 export function parseCommandReply(reply: { status: unknown; data: unknown; error: unknown }): CommandReply {
+  const agentError = isPlainObject(reply.error)
+    ? {
+        code: typeof reply.error.code === 'number' ? reply.error.code : null,
+        detail: typeof reply.error.detail === 'string' ? reply.error.detail.slice(0, 1000) : 'error',
+      }
+    : null;
   const data = isPlainObject(reply.data) ? reply.data : undefined;
   const exit = data?.exit_code;
   if (data && typeof exit === 'number' && Number.isInteger(exit)) {
     const stdout = typeof data.stdout === 'string' ? data.stdout : '';
     const stderr = typeof data.stderr === 'string' ? data.stderr : '';
-    return { ok: reply.status === 'ok' && exit === 0, exitCode: exit, stdout, stderr };
+    return { ok: reply.status === 'ok' && exit === 0 && !agentError, exitCode: exit, stdout, stderr, agentError };
   }
-  const detail = isPlainObject(reply.error) && typeof reply.error.detail === 'string' ? reply.error.detail : 'Agent sent a reply without an exit code';
-  return { ok: false, exitCode: -1, stdout: '', stderr: detail };
+  return { ok: false, exitCode: -1, stdout: '', stderr: agentError?.detail ?? 'Agent sent a reply without an exit code', agentError };
 }

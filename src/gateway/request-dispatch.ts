@@ -2,6 +2,7 @@
 // Payloads are validated here; business rules stay in the services.
 import { E2epoolError, isErrorCode, wsCodeOf } from '../domain/errors.js';
 import type { Logger } from '../logger.js';
+import { redactSecrets } from './command-output.js';
 import {
   createPayloadSchema,
   errorEnvelope,
@@ -55,6 +56,12 @@ function codedError(err: unknown): { code: number; detail: string } | null {
   return null;
 }
 
+/** Error text for the log, with anything token-like masked (messages may quote connection strings). */
+function describeError(err: unknown): { name: string; message: string; stack?: string } {
+  if (err instanceof Error) return { name: err.name, message: redactSecrets(err.message), stack: err.stack ? redactSecrets(err.stack) : undefined };
+  return { name: typeof err, message: redactSecrets(String(err)) };
+}
+
 /** Handles one request and returns the reply envelope; never throws. */
 export async function handleAgentRequest(
   ctx: DispatchContext,
@@ -68,7 +75,7 @@ export async function handleAgentRequest(
     const coded = codedError(err);
     if (coded) return errorEnvelope(request.id, coded.code, coded.detail);
     logger.error(
-      { err, runnerId: ctx.runnerId, sessionEpoch: ctx.sessionEpoch, requestType: request.type },
+      { error: describeError(err), runnerId: ctx.runnerId, sessionEpoch: ctx.sessionEpoch, requestType: request.type },
       'agent request failed unexpectedly',
     );
     return errorEnvelope(request.id, wsCodeOf('internal'), 'Internal server error');
