@@ -20,7 +20,7 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 3000): Pro
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('inventory watcher', () => {
+void describe('inventory watcher', () => {
   let dir: string;
   let file: string;
   let watcher: InventoryWatcher;
@@ -52,19 +52,19 @@ describe('inventory watcher', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('hands over the file as it is at start', () => {
+  void it('hands over the file as it is at start', () => {
     assert.equal(seen.length, 1);
     assert.equal(seen[0]!.runners[0]!.runnerId, 'r1');
     assert.equal(watcher.lastHash, seen[0]!.contentHash);
   });
 
-  it('picks up an edit in place without a restart', async () => {
+  void it('picks up an edit in place without a restart', async () => {
     await writeFile(file, runnerYaml('r2'));
     await waitFor('the edit', () => seen.length === 2);
     assert.equal(seen[1]!.runners[0]!.runnerId, 'r2');
   });
 
-  it('picks up an editor that writes a new file and renames it over the old one', async () => {
+  void it('picks up an editor that writes a new file and renames it over the old one', async () => {
     const tmp = path.join(dir, '.inventory.yml.swp');
     await writeFile(tmp, runnerYaml('r3'));
     await rename(tmp, file);
@@ -72,13 +72,13 @@ describe('inventory watcher', () => {
     assert.equal(seen[2]!.runners[0]!.runnerId, 'r3');
   });
 
-  it('ignores changes that keep the content hash (comments, formatting)', async () => {
+  void it('ignores changes that keep the content hash (comments, formatting)', async () => {
     await writeFile(file, `# a comment\n${runnerYaml('r3')}\n\n`);
     await sleep(200);
     assert.equal(seen.length, 3);
   });
 
-  it('keeps the last good registry when the file turns bad, logs a clear error without secrets, and recovers', async () => {
+  void it('keeps the last good registry when the file turns bad, logs a clear error without secrets, and recovers', async () => {
     const errorsBefore = logLines.filter((l) => l.level === 50).length;
     await writeFile(file, 'runners:\n  - {runner_id: r4, backend: docker, token: very-secret-token-123456}\n');
     await waitFor('the error log', () => logLines.filter((l) => l.level === 50).length > errorsBefore);
@@ -93,13 +93,13 @@ describe('inventory watcher', () => {
     assert.equal(seen[3]!.runners[0]!.runnerId, 'r4');
   });
 
-  it('logs the warnings of a new file', async () => {
+  void it('logs the warnings of a new file', async () => {
     await writeFile(file, runnerYaml('r5').replace('reset_cmd:', 'ssh_host: h, reset_cmd:'));
     await waitFor('the new file', () => seen.length === 5);
     assert.ok(logLines.some((l) => l.level === 40 && l.msg === "Runner 'r5': unknown key 'ssh_host' ignored."));
   });
 
-  it('a failing onChange keeps the previous hash, so the next event tries again', async () => {
+  void it('a failing onChange keeps the previous hash, so the next event tries again', async () => {
     failNext = true;
     await writeFile(file, runnerYaml('r6'));
     await waitFor('the failure log', () => logLines.some((l) => l.msg === 'applying the inventory failed; keeping the last good registry'));
@@ -110,7 +110,7 @@ describe('inventory watcher', () => {
     assert.equal(seen[5]!.runners[0]!.runnerId, 'r6');
   });
 
-  it('a file that disappears keeps the last good registry', async () => {
+  void it('a file that disappears keeps the last good registry', async () => {
     await rm(file);
     await waitFor('the missing-file warning', () => logLines.some((l) => l.msg === 'inventory file is missing; keeping the last good registry'));
     assert.equal(seen.length, 6);
