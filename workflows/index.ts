@@ -1,0 +1,3 @@
+// Every workflow the worker registers; the entry point of the workflow bundle.
+export { selfCheckWorkflow } from './self-check.js';
+export type { SelfCheckInput, SelfCheckResult } from './self-check.js';
