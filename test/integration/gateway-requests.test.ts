@@ -23,8 +23,8 @@ after(async () => {
   assertNoTokensLogged(h.logs);
 });
 
-describe('handshake', () => {
-  it('accepts e2epool query credentials and answers ping with pong', async () => {
+void describe('handshake', () => {
+  void it('accepts e2epool query credentials and answers ping with pong', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
     const reply = await agent.request('ping');
     assert.deepEqual(reply.status, 'ok');
@@ -33,7 +33,7 @@ describe('handshake', () => {
     await agent.close();
   });
 
-  it('accepts Authorization: Bearer with or without runner_id', async () => {
+  void it('accepts Authorization: Bearer with or without runner_id', async () => {
     const withId = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2, header: true });
     assert.equal((await withId.request('ping')).status, 'ok');
     assert.equal(h.gateway.sessionOf('r2')?.runnerId, 'r2');
@@ -44,7 +44,7 @@ describe('handshake', () => {
     await withoutId.close();
   });
 
-  it('rejects bad, missing or mismatched credentials with an HTTP status, never accepting', async () => {
+  void it('rejects bad, missing or mismatched credentials with an HTTP status, never accepting', async () => {
     assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: 'wrong-token' }), 403);
     assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: TOKENS.r2 }), 403);
     assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'nobody', token: TOKENS.r1, header: true }), 403);
@@ -57,7 +57,7 @@ describe('handshake', () => {
     assert.equal(h.gateway.sessionOf('r1'), null);
   });
 
-  it('logs the connect URL with the token stripped', async () => {
+  void it('logs the connect URL with the token stripped', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
     await agent.request('ping');
     const line = h.logs.find((l) => l.includes('"agent connected"') && l.includes('runner_id=r1'));
@@ -67,8 +67,8 @@ describe('handshake', () => {
   });
 });
 
-describe('presence and hello', () => {
-  it('records a legacy session at connect, then upgrades it on hello with the same epoch', async () => {
+void describe('presence and hello', () => {
+  void it('records a legacy session at connect, then upgrades it on hello with the same epoch', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r3', token: TOKENS.r3 });
     await agent.request('ping'); // the connect upsert is ordered before any request's effects
     const session = h.gateway.sessionOf('r3');
@@ -99,8 +99,8 @@ describe('presence and hello', () => {
   });
 });
 
-describe('request types and error mapping', () => {
-  it('create, finalize and status with e2epool answers', async () => {
+void describe('request types and error mapping', () => {
+  void it('create, finalize and status with e2epool answers', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
     const created = await agent.request('create', { job_id: 100, caller: 'ci' });
     assert.equal(created.status, 'ok');
@@ -147,7 +147,7 @@ describe('request types and error mapping', () => {
     await other.close();
   });
 
-  it('an unexpected handler failure is 500 Internal server error, logged without secrets', async () => {
+  void it('an unexpected handler failure is 500 Internal server error, logged without secrets', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
     const reply = await agent.request('create', { job_id: 'explode' });
     assert.deepEqual(reply.error, { code: 500, detail: 'Internal server error' });
@@ -159,8 +159,8 @@ describe('request types and error mapping', () => {
   });
 });
 
-describe('malformed frames', () => {
-  it('answer 400 and keep the connection up', async () => {
+void describe('malformed frames', () => {
+  void it('answer 400 and keep the connection up', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r3', token: TOKENS.r3 });
     const cases: Array<[string | Buffer, string]> = [
       ['not json', 'Frame is not valid JSON'],
@@ -195,8 +195,8 @@ describe('malformed frames', () => {
   });
 });
 
-describe('non-blocking request handling', () => {
-  it('a 2 s create does not delay another session, the same session or HTTP', async () => {
+void describe('non-blocking request handling', () => {
+  void it('a 2 s create does not delay another session, the same session or HTTP', async () => {
     h.checkpoints.createDelayMs = 2000;
     try {
       const slow = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
@@ -221,8 +221,8 @@ describe('non-blocking request handling', () => {
   });
 });
 
-describe('flood protection', () => {
-  it('answers 429 over the limit, then closes a sustained flood with 1008', async () => {
+void describe('flood protection', () => {
+  void it('answers 429 over the limit, then closes a sustained flood with 1008', async () => {
     const limited = await startGateway({
       db: database.db,
       tuning: { rateLimit: { messagesPerSecond: 5, burst: 10, rejectedBurst: 20, rejectedPerSecond: 1 } },
@@ -246,8 +246,8 @@ describe('flood protection', () => {
   });
 });
 
-describe('arbitrary frames (property)', () => {
-  it('never crash the gateway nor close the connection', async () => {
+void describe('arbitrary frames (property)', () => {
+  void it('never crash the gateway nor close the connection', async () => {
     // Generous limits: this property is about parsing; flooding is covered above.
     const roomy = await startGateway({ db: database.db, tuning: { rateLimit: { messagesPerSecond: 10_000, burst: 10_000 } } });
     const agent = await TestAgent.connect(roomy.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });

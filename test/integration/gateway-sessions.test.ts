@@ -1,0 +1,176 @@
+// Session lifecycle over real sockets (PGlite): replacement, heartbeat timeout, revocation, drain.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { eq } from 'drizzle-orm';
+import { agentPresence, controllerInstances } from '../../db/schema.js';
+import { E2epoolError } from '../../src/domain/errors.js';
+import { PresenceStore } from '../../src/gateway/index.js';
+import { migrate, openDatabase, type Database } from '../../src/store/database.js';
+import { assertNoTokensLogged, eventually, sleep, startGateway, TestAgent, TOKENS } from './gateway-harness.js';
+
+let database: Database;
+
+before(async () => {
+  database = await openDatabase('pglite:memory');
+  await migrate(database);
+});
+
+after(async () => {
+  await database?.close();
+});
+
+async function presenceOf(runnerId: string) {
+  const [row] = await database.db.select().from(agentPresence).where(eq(agentPresence.runnerId, runnerId));
+  return row ?? null;
+}
+
+void describe('one live session per runner', () => {
+  void it('a new session replaces the old one (4000) and the old teardown keeps the new presence row', async () => {
+    const h = await startGateway({ db: database.db });
+    try {
+      const first = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
+      await first.request('ping');
+      const firstEpoch = h.gateway.sessionOf('r1')?.sessionEpoch;
+      assert.ok(firstEpoch);
+      await eventually(async () => (await presenceOf('r1'))?.sessionEpoch === firstEpoch);
+
+      const second = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1, header: true });
+      const closed = await first.closed;
+      assert.deepEqual(closed, { code: 4000, reason: 'replaced by a newer session' });
+      const secondEpoch = h.gateway.sessionOf('r1')?.sessionEpoch;
+      assert.ok(secondEpoch && secondEpoch > firstEpoch);
+
+      // The old session's teardown has run (disconnected event) and left the new row alone.
+      await eventually(() => h.events.some((e) => e.type === 'disconnected' && e.sessionEpoch === firstEpoch));
+      const row = await presenceOf('r1');
+      assert.equal(row?.sessionEpoch, secondEpoch);
+      assert.equal(h.gateway.sessionOf('r1')?.sessionEpoch, secondEpoch);
+      assert.equal((await second.request('ping')).status, 'ok');
+
+      // A teardown arriving even later (another instance, a slow database) is a no-op too.
+      const store = new PresenceStore(database.db, h.instanceId);
+      assert.equal(await store.remove('r1', firstEpoch), false);
+      assert.equal(await store.upsert({ runnerId: 'r1', sessionEpoch: firstEpoch, declaredCommands: null }, { connected: true }), false);
+      assert.equal((await presenceOf('r1'))?.sessionEpoch, secondEpoch);
+
+      await second.close();
+      await eventually(async () => (await presenceOf('r1')) === null);
+      assert.equal(h.gateway.sessionOf('r1'), null);
+      assertNoTokensLogged(h.logs);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+void describe('heartbeats', () => {
+  void it('a peer that stops answering pings is cut off and marked offline; a live one stays', async () => {
+    const h = await startGateway({ db: database.db, heartbeatIntervalSeconds: 1, heartbeatTimeoutSeconds: 1, tuning: { presenceTouchSeconds: 0.5 } });
+    try {
+      const dead = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2, autoPong: false });
+      const alive = await TestAgent.connect(h.wsUrl, { runnerId: 'r3', token: TOKENS.r3 });
+      await dead.request('ping');
+      await alive.request('ping');
+      const connectedRow = await presenceOf('r3');
+      assert.ok(connectedRow);
+      const started = performance.now();
+
+      const { code } = await dead.closed;
+      const elapsed = performance.now() - started;
+      assert.equal(code, 1006, 'terminated without a close frame');
+      assert.ok(elapsed > 800 && elapsed < 3500, `cut off after ${Math.round(elapsed)} ms`);
+      await eventually(() => h.events.some((e) => e.type === 'disconnected' && e.runnerId === 'r2' && e.reason === 'heartbeat_timeout'));
+      assert.equal(await presenceOf('r2'), null);
+      assert.ok(h.logs.some((l) => l.includes('agent offline: no heartbeat') && l.includes('"runnerId":"r2"')));
+
+      // The answering peer survived the same period, and its pongs refreshed last_seen.
+      await sleep(Math.max(0, 2600 - (performance.now() - started)));
+      assert.ok(alive.isOpen);
+      const row = await presenceOf('r3');
+      assert.ok(row && row.lastSeen.getTime() > connectedRow.lastSeen.getTime(), 'last_seen refreshed by pongs');
+      await alive.close();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+void describe('revocation', () => {
+  void it('closeRunnerSessions closes with 4401, removes presence, and refuses the old token afterwards', async () => {
+    const h = await startGateway({ db: database.db });
+    try {
+      const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
+      await agent.request('ping');
+      h.registry.byRunner.delete('r1'); // deactivated in the registry
+      await h.gateway.closeRunnerSessions('r1', 'runner deactivated');
+      assert.deepEqual(await agent.closed, { code: 4401, reason: 'runner deactivated' });
+      assert.equal(await presenceOf('r1'), null);
+      assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 }), 403);
+    } finally {
+      await h.close();
+    }
+  });
+
+  void it('a token revoked elsewhere (another instance) ends the session at the next credential check', async () => {
+    const h = await startGateway({ db: database.db, heartbeatIntervalSeconds: 0.2, heartbeatTimeoutSeconds: 2, tuning: { reauthSeconds: 0.3 } });
+    try {
+      const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
+      await sleep(500);
+      assert.ok(agent.isOpen, 'still valid credentials keep the session');
+      h.registry.byRunner.set('r2', 'tok-r2-rotated');
+      const closed = await agent.closed;
+      assert.deepEqual(closed, { code: 4401, reason: 'credentials no longer valid' });
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+void describe('drain', () => {
+  void it('refuses new sessions, finishes in-flight work within the grace, fails the rest retryably, closes with 1001', async () => {
+    const h = await startGateway({ db: database.db });
+    await h.gateway.registerInstance();
+    try {
+      const idle = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
+      const busy = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
+      const silent = await TestAgent.connect(h.wsUrl, { runnerId: 'r3', token: TOKENS.r3 });
+      await Promise.all([idle.request('ping'), busy.request('ping'), silent.request('ping')]);
+      await eventually(async () => (await database.db.select().from(agentPresence)).length === 3);
+
+      h.checkpoints.createDelayMs = 300;
+      const creating = busy.request('create', { job_id: 'during-drain' }, 5000);
+      await sleep(30);
+      // r3 never answers this command: drain must fail it retryably.
+      const command = h.gateway.runCommand('r3', { name: 'readiness', commandId: 'wf:readiness:1', timeoutSeconds: 60, legacyCmd: 'true' });
+      const commandOutcome = command.then(
+        () => null,
+        (err: unknown) => err,
+      );
+
+      const draining = h.gateway.drain(800);
+      assert.deepEqual(await idle.closed, { code: 1001, reason: 'controller shutting down' });
+      assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 }), 503);
+      await eventually(async () => {
+        const [row] = await database.db.select().from(controllerInstances).where(eq(controllerInstances.instanceId, h.instanceId));
+        return row?.draining === true;
+      });
+
+      const created = await creating;
+      assert.equal(created.status, 'ok', 'the in-flight create finished and was answered');
+      assert.equal((await busy.closed).code, 1001);
+
+      await draining;
+      const err = await commandOutcome;
+      assert.ok(err instanceof E2epoolError);
+      assert.equal(err.code, 'agent_not_connected');
+      assert.equal(err.extra.draining, true);
+      assert.equal((await silent.closed).code, 1001);
+      assert.equal((await database.db.select().from(agentPresence)).length, 0);
+      await assert.rejects(h.gateway.runCommand('r3', { name: 'readiness', commandId: 'x', timeoutSeconds: 1, legacyCmd: 'true' }), {
+        code: 'agent_not_connected',
+      });
+    } finally {
+      await h.close();
+    }
+  });
+});
