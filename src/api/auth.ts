@@ -6,6 +6,16 @@ import type { Runner } from '../inventory/registry.js';
 
 const BEARER = 'Bearer ';
 
+/**
+ * The token after the case-sensitive `Bearer ` prefix, or null when the prefix is missing. HTTP
+ * strips trailing whitespace from header values, so `Bearer ` arrives as `Bearer`: that is an
+ * empty token (403), as e2epool answered it, not a malformed header (401).
+ */
+function bearerToken(header: string): string | null {
+  if (header === 'Bearer') return '';
+  return header.startsWith(BEARER) ? header.slice(BEARER.length) : null;
+}
+
 /** FastAPI's answer to a missing required header. */
 export const MISSING_AUTHORIZATION_DETAIL = [{ type: 'missing', loc: ['header', 'authorization'], msg: 'Field required', input: null }];
 
@@ -25,12 +35,13 @@ export function requireRunnerToken(registry: RunnerTokenAuthenticator): RequestH
       res.status(422).json({ detail: MISSING_AUTHORIZATION_DETAIL });
       return;
     }
-    if (!header.startsWith(BEARER)) {
+    const token = bearerToken(header);
+    if (token === null) {
       res.status(401).json({ detail: 'Invalid authorization header' });
       return;
     }
     try {
-      const runner = await registry.authenticateRunnerToken(header.slice(BEARER.length));
+      const runner = await registry.authenticateRunnerToken(token);
       if (!runner) {
         res.status(403).json({ detail: 'Invalid token' });
         return;
@@ -62,11 +73,12 @@ export function requireAdminToken(adminToken: string | undefined): RequestHandle
       res.status(503).json({ detail: 'Admin API not configured' });
       return;
     }
-    if (!header.startsWith(BEARER)) {
+    const token = bearerToken(header);
+    if (token === null) {
       res.status(401).json({ detail: 'Invalid authorization header' });
       return;
     }
-    if (!sameSecret(header.slice(BEARER.length), adminToken)) {
+    if (!sameSecret(token, adminToken)) {
       res.status(403).json({ detail: 'Invalid admin token' });
       return;
     }
