@@ -135,3 +135,13 @@ void test('AGENT_VERSION matches package.json', () => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
   assert.equal(AGENT_VERSION, pkg.version);
 });
+
+void test('the shipped example config is valid', () => {
+  const file = new URL('../../agent/packaging/agent.example.yml', import.meta.url).pathname;
+  const { config, warnings } = loadAgentConfig({ configPath: file, env: {} });
+  assert.deepEqual(warnings, []);
+  assert.equal(config.socketMode, 0o660);
+  assert.equal(config.socketGroup, 'gitlab-runner');
+  assert.deepEqual(Object.keys(config.commands).sort(), ['cleanup', 'readiness', 'reset']);
+  assert.equal(config.allowRemoteCommands, false);
+});
