@@ -12,3 +12,4 @@ export { runGitlabSimulatorCli, DEFAULT_SIM_PORT, type GitlabSimulatorCliOptions
 export { SIM_ENDPOINTS, type SimEndpoint, type SimFault, type SimFaultTarget } from './faults.js';
 export { GitlabSimState, SimInputError, type NewJob, type NewProject, type NewRunner, type SimJob, type SimProject, type SimRunner } from './state.js';
 export type { SimWebhookConfig, WebhookDeliveryRecord } from './webhook-sender.js';
+export { startSimRunnerLoop, type SimJobResult, type SimRunnerLoop, type SimRunnerLoopOptions } from './runner-loop.js';
