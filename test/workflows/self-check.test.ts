@@ -13,7 +13,7 @@ import { BackendSearchAttribute, CheckpointStateSearchAttribute, JobIdSearchAttr
 import { selfCheckWorkflow } from '../../workflows/index.js';
 import { bundleWorkflowsOnce, startTimeSkippingEnv } from '../helpers/temporal.js';
 
-describe('self-check workflow on the time-skipping server', () => {
+void describe('self-check workflow on the time-skipping server', () => {
   let env: TestWorkflowEnvironment;
   let bundle: WorkflowBundleWithSourceMap;
 
@@ -30,13 +30,13 @@ describe('self-check workflow on the time-skipping server', () => {
     return await worker.runUntil(body(taskQueue));
   }
 
-  test('the bundle is built once per process and contains the workflow', async () => {
+  void test('the bundle is built once per process and contains the workflow', async () => {
     assert.equal(await bundleWorkflowsOnce(), bundle);
     assert.match(bundle.code, /selfCheckWorkflow/);
     assert.match(bundle.code, /workflows\/self-check\.ts/, 'webpack resolved ./self-check.js to the .ts source');
   });
 
-  test('the activity answers through the workflow, with our search attributes on the start', async () => {
+  void test('the activity answers through the workflow, with our search attributes on the start', async () => {
     const workflowId = `self-check-${randomUUID()}`;
     const result = await runWithWorker(createSelfCheckActivities(), (taskQueue) =>
       env.client.workflow.execute(selfCheckWorkflow, {
@@ -55,7 +55,7 @@ describe('self-check workflow on the time-skipping server', () => {
     assert.deepEqual(result.value, { message: 'hello temporal', workflowId, activityAttempt: 1, taskQueue: result.taskQueue });
   });
 
-  test('a failing activity is retried by the policy the workflow sets', async () => {
+  void test('a failing activity is retried by the policy the workflow sets', async () => {
     const real = createSelfCheckActivities();
     let calls = 0;
     const flaky: SelfCheckActivities = {
@@ -73,7 +73,7 @@ describe('self-check workflow on the time-skipping server', () => {
     assert.equal(result.message, 'again');
   });
 
-  test('an input without a message fails the workflow with a validation failure', async () => {
+  void test('an input without a message fails the workflow with a validation failure', async () => {
     const err = await runWithWorker(createSelfCheckActivities(), (taskQueue) =>
       env.client.workflow
         .execute(selfCheckWorkflow, { workflowId: `self-check-${randomUUID()}`, taskQueue, args: [{} as { message: string }] })
@@ -84,7 +84,7 @@ describe('self-check workflow on the time-skipping server', () => {
     assert.equal(err.cause.type, 'validation');
   });
 
-  test('search attributes were registered at start: registering again adds nothing', async () => {
+  void test('search attributes were registered at start: registering again adds nothing', async () => {
     assert.deepEqual(await registerSearchAttributes(env.connection, 'default'), []);
   });
 });
