@@ -60,6 +60,14 @@ export function buildConnectUrl(controllerUrl: string, runnerId: string, token: 
   return `${controllerUrl}${sep}runner_id=${encodeURIComponent(runnerId)}&token=${encodeURIComponent(token)}`;
 }
 
+/**
+ * e2epool's backoff: wait `delay + U(0, 0.1·delay)`, then double the delay up to the cap.
+ * Returns this wait and the next delay.
+ */
+export function reconnectBackoff(delayMs: number, maxDelayMs: number, random: () => number): { waitMs: number; nextDelayMs: number } {
+  return { waitMs: delayMs + random() * 0.1 * delayMs, nextDelayMs: Math.min(delayMs * 2, maxDelayMs) };
+}
+
 export function errorReply(id: string, code: number, detail: string): ControllerReply {
   return { id, status: 'error', data: null, error: { code, detail } };
 }
@@ -217,9 +225,9 @@ export class ControllerConnection extends EventEmitter {
     if (this.stopping) return;
     let waitMs = 0;
     if (!immediately) {
-      const delay = this.nextDelayMs;
-      waitMs = delay + this.random() * 0.1 * delay;
-      this.nextDelayMs = Math.min(delay * 2, this.opts.reconnectMaxDelayMs);
+      const next = reconnectBackoff(this.nextDelayMs, this.opts.reconnectMaxDelayMs, this.random);
+      waitMs = next.waitMs;
+      this.nextDelayMs = next.nextDelayMs;
     }
     this.opts.logger.info({ inSeconds: Math.round(waitMs) / 1000 }, immediately ? 'controller is draining: reconnecting now' : 'reconnecting to controller');
     this.reconnectTimer = setTimeout(() => this.connect(), waitMs);

@@ -39,7 +39,8 @@ export class IpcServer {
   async start(): Promise<void> {
     const { socketPath } = this.opts;
     await this.removeStaleSocket();
-    const server = net.createServer((socket) => this.onConnection(socket));
+    // Half-open: a client that shuts down its write side after the request still gets the reply.
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket));
     // The socket file takes the process umask at bind time: keep it private until chmod/chown.
     const previousUmask = process.umask(0o177);
     try {
@@ -97,6 +98,9 @@ export class IpcServer {
     socket.setTimeout(this.opts.requestReadTimeoutMs ?? 10_000, () => socket.destroy());
     const decoder = new FrameDecoder(this.opts.maxFrameBytes ?? MAX_FRAME_BYTES);
     let answered = false;
+    socket.on('end', () => {
+      if (!answered) socket.destroy();
+    });
     socket.on('data', (chunk) => {
       if (answered) return;
       const frames = decoder.push(chunk);

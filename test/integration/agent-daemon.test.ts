@@ -251,11 +251,11 @@ void test('malformed and oversize IPC frames get an error reply and the agent ke
   const d = new AgentDaemon({ config: cfg, logger });
   daemons.push(d);
   await d.start();
-  const exchange = (bytes: Buffer) =>
+  const exchange = (bytes: Buffer, halfClose = false) =>
     new Promise<unknown>((resolve, reject) => {
       const s = net.connect(cfg.socketPath);
       const dec = new FrameDecoder();
-      s.on('connect', () => s.write(bytes));
+      s.on('connect', () => (halfClose ? s.end(bytes) : s.write(bytes)));
       s.on('data', (c) => {
         const f = dec.push(c)[0];
         if (f) resolve(f.ok ? f.value : f.error);
@@ -272,6 +272,8 @@ void test('malformed and oversize IPC frames get an error reply and the agent ke
   assert.deepEqual(await exchange(Buffer.concat([junkHeader, junk])), { id: '', status: 'error', data: null, error: { code: 400, detail: 'IPC message is not valid JSON' } });
   assert.equal(((await exchange(encodeFrame([1, 2]))) as any).error.code, 400);
   assert.deepEqual(((await exchange(encodeFrame({ id: 'q', type: 'drop_tables' }))) as any).error, { code: 400, detail: 'Unknown request type: drop_tables' });
+  // A client that shuts down its write side after the request still gets the answer.
+  assert.equal(((await exchange(encodeFrame({ id: 'h', type: 'agent_status' }), true)) as any).status, 'ok');
   assert.equal((await agentStatus({}, { socket: cfg.socketPath })).exitCode, 0);
 });
 
