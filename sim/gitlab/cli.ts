@@ -3,6 +3,7 @@
 // (repeatable), --webhook-secret (sent as X-Gitlab-Token to every webhook URL).
 import { parseArgs } from 'node:util';
 import { E2epoolError } from '../../src/domain/errors.js';
+import { usageExitCode } from '../../src/cli/exit-codes.js';
 import { DEFAULT_SIM_TOKEN, startGitlabSimulator, type GitlabSimulator } from './simulator.js';
 
 export const DEFAULT_SIM_PORT = 8929;
@@ -16,9 +17,21 @@ export interface GitlabSimulatorCliOptions {
   signal?: AbortSignal;
 }
 
-/** Parses the flags, starts the simulator, prints its URL and resolves after it has stopped. */
+/**
+ * Parses the flags, starts the simulator, prints its URL and resolves after it has stopped. Bad
+ * flags print `Error: ...` and exit with the CLI's usage code (2), as the other simulator does.
+ */
 export async function runGitlabSimulatorCli(args: string[], cliOpts: GitlabSimulatorCliOptions = {}): Promise<void> {
-  const flags = parseFlags(args);
+  let flags: GitlabSimulatorFlags;
+  try {
+    flags = parseGitlabSimulatorArgs(args);
+  } catch (err) {
+    if (err instanceof E2epoolError && err.code === 'validation') {
+      process.stderr.write(`Error: ${err.message}\n`);
+      process.exit(usageExitCode);
+    }
+    throw err;
+  }
   const out = cliOpts.out ?? process.stdout;
   const sim = await startGitlabSimulator({
     port: flags.port,
@@ -47,7 +60,7 @@ export async function runGitlabSimulatorCli(args: string[], cliOpts: GitlabSimul
   out.write('GitLab simulator stopped\n');
 }
 
-interface SimFlags {
+export interface GitlabSimulatorFlags {
   port: number;
   host: string;
   tokens: string[];
@@ -55,7 +68,8 @@ interface SimFlags {
   webhookSecret: string | undefined;
 }
 
-function parseFlags(args: string[]): SimFlags {
+/** Parses `e2epool sim gitlab` flags; throws E2epoolError('validation') naming the bad one. */
+export function parseGitlabSimulatorArgs(args: string[]): GitlabSimulatorFlags {
   let values;
   try {
     ({ values } = parseArgs({

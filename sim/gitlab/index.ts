@@ -8,7 +8,7 @@ export {
   type GitlabSimulatorOptions,
   type SimCall,
 } from './simulator.js';
-export { runGitlabSimulatorCli, DEFAULT_SIM_PORT, type GitlabSimulatorCliOptions } from './cli.js';
+export { runGitlabSimulatorCli, parseGitlabSimulatorArgs, DEFAULT_SIM_PORT, type GitlabSimulatorCliOptions, type GitlabSimulatorFlags } from './cli.js';
 export { SIM_ENDPOINTS, type SimEndpoint, type SimFault, type SimFaultTarget } from './faults.js';
 export { GitlabSimState, SimInputError, type NewJob, type NewProject, type NewRunner, type SimJob, type SimProject, type SimRunner } from './state.js';
 export type { SimWebhookConfig, WebhookDeliveryRecord } from './webhook-sender.js';

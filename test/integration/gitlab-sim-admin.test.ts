@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { got } from 'got';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { GitlabClient } from '../../src/integrations/gitlab/client.js';
-import { runGitlabSimulatorCli, startGitlabSimulator, type GitlabSimulator } from '../../sim/gitlab/index.js';
+import { parseGitlabSimulatorArgs, runGitlabSimulatorCli, startGitlabSimulator, type GitlabSimulator } from '../../sim/gitlab/index.js';
 
 const TOKEN = 'glpat-admin-test';
 let sim: GitlabSimulator;
@@ -163,18 +163,35 @@ test('the CLI parses its flags, serves with the given token and webhook, and sto
   await assert.rejects(c.getRunner(5), (err: E2epoolError) => err.code === 'gitlab_unavailable');
 });
 
-test('the CLI rejects bad flags with a validation error', async () => {
+test('the CLI flags parse with defaults, and bad flags are validation errors', () => {
+  assert.deepEqual(parseGitlabSimulatorArgs([]), { port: 8929, host: '127.0.0.1', tokens: [], webhookUrls: [], webhookSecret: undefined });
+  assert.deepEqual(parseGitlabSimulatorArgs(['--port', '0', '--token', 'a', '--token', 'b', '--webhook-url', 'http://x/h', '--webhook-secret', 's']), {
+    port: 0,
+    host: '127.0.0.1',
+    tokens: ['a', 'b'],
+    webhookUrls: ['http://x/h'],
+    webhookSecret: 's',
+  });
   for (const args of [['--port', 'abc'], ['--port', '70000'], ['--bogus'], ['extra'], ['--webhook-url', 'ftp://x'], ['--webhook-secret', 's'], ['--token', '']]) {
-    await assert.rejects(runGitlabSimulatorCli(args), (err: unknown) => err instanceof E2epoolError && err.code === 'validation', args.join(' '));
+    assert.throws(() => parseGitlabSimulatorArgs(args), (err: unknown) => err instanceof E2epoolError && err.code === 'validation', args.join(' '));
   }
 });
 
+const cliScript = "const m = await import('./sim/gitlab/cli.ts'); await m.runGitlabSimulatorCli(process.argv.slice(1));";
+const spawnCli = (...args: string[]) =>
+  spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', cliScript, '--', ...args], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
+
+test('the CLI exits 2 with a message on a bad flag', async () => {
+  const child = spawnCli('--port', 'nope');
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  assert.equal(code, 2);
+  assert.match(stderr, /Error: --port must be 0-65535/);
+});
+
 test('the CLI runs in the foreground of its own process and exits on SIGTERM', async () => {
-  const script = "const m = await import('./sim/gitlab/cli.ts'); await m.runGitlabSimulatorCli(process.argv.slice(1));";
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', '--port', '0'], {
-    cwd: process.cwd(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnCli('--port', '0');
   try {
     let output = '';
     const url = await new Promise<string>((resolve, reject) => {
