@@ -87,7 +87,7 @@ const COMMAND_NAME_PATTERN = /^[A-Za-z][\w.-]{0,63}$/;
 /** A required identifier: a non-empty string, or an integer (e2epool agents may send numbers). */
 const requiredId = (field: string, missing: string) =>
   z
-    .union([z.string(), z.number().int().nonnegative()], { error: missing })
+    .union([z.string({ error: missing }), z.number({ error: missing }).int({ error: missing }).nonnegative({ error: missing })], { error: missing })
     .transform(String)
     .pipe(z.string().min(1, { error: missing }).max(255, { error: `${field} must be at most 255 characters` }));
 
@@ -98,11 +98,13 @@ const optionalText = (field: string, max: number) =>
     .nullish()
     .transform((v) => v ?? undefined);
 
+const PROJECT_ID_INVALID = 'project_id must be a string of at most 255 characters or a non-negative integer';
+
 export const createPayloadSchema = z.object({
   job_id: requiredId('job_id', 'job_id is required'),
   caller: optionalText('caller', 255),
   project_id: z
-    .union([z.string().max(255), z.number().int().nonnegative()], { error: 'project_id must be a string or an integer of at most 255 characters' })
+    .union([z.string().max(255), z.number().int().nonnegative()], { error: PROJECT_ID_INVALID })
     .nullish()
     .transform((v) => (v === null || v === undefined || v === '' ? undefined : String(v))),
 });

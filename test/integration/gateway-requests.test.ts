@@ -225,7 +225,7 @@ void describe('flood protection', () => {
   void it('answers 429 over the limit, then closes a sustained flood with 1008', async () => {
     const limited = await startGateway({
       db: database.db,
-      tuning: { rateLimit: { messagesPerSecond: 5, burst: 10, rejectedBurst: 20, rejectedPerSecond: 1 } },
+      tuning: { rateLimit: { messagesPerSecond: 0.5, burst: 10, rejectedBurst: 20, rejectedPerSecond: 0.5 } },
     });
     try {
       const agent = await TestAgent.connect(limited.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
