@@ -300,13 +300,13 @@ void test('reconnects after the controller restarts; a request in flight gets Co
 
 void test('a controller silent for 3 heartbeats is dropped and the agent reconnects', async () => {
   const ctl = await controller();
-  await agent({ controllerUrl: ctl.url, heartbeatInterval: 0.1 });
+  await agent({ controllerUrl: ctl.url, heartbeatInterval: 0.2 });
   const first = await ctl.waitForSessions(1);
-  await sleep(450);
+  await sleep(900);
   assert.equal(first.closed, false, 'answered heartbeats keep the session');
   assert.ok(first.received.filter((m) => m.type === 'ping').length >= 2, 'app-level pings are sent');
   ctl.respondToPings = false;
-  await waitFor(() => first.closed, 2000);
+  await waitFor(() => first.closed, 3000);
   ctl.respondToPings = true;
   await ctl.waitForSessions(2, 3000);
 });
