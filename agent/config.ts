@@ -36,7 +36,8 @@ export const agentConfigSchema = z.object({
   allow_remote_commands: z.boolean().default(false),
   commands: z
     .record(
-      z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, { message: 'command names use letters, digits, _ . - (max 64)' }),
+      // Same rule as the controller's hello validation.
+      z.string().regex(/^[A-Za-z][\w.-]{0,63}$/, { message: 'command names start with a letter, then letters, digits, _ . - (max 64)' }),
       z.string().trim().min(1, { message: 'must be a non-empty shell command' }),
     )
     .default({}),
@@ -211,7 +212,7 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): LoadedAgentC
       const key = String(issue.path[0] ?? '');
       const sub = issue.path.length > 1 ? `.${issue.path.slice(1).join('.')}` : '';
       const from = origin[key]?.startsWith('E2EPOOL_') ? ` (${origin[key]})` : '';
-      const message = issue.code === 'invalid_key' ? 'command names use letters, digits, _ . - (max 64)' : issue.message;
+      const message = issue.code === 'invalid_key' ? 'command names start with a letter, then letters, digits, _ . - (max 64)' : issue.message;
       problems.push(`${key}${sub}${from}: ${message}`);
     }
   }

@@ -92,7 +92,7 @@ void test('socket_group: none means no chown; an empty group is an error', () =>
 });
 
 void test('invalid values name every bad key and where it came from, without echoing values', () => {
-  const file = tempFile('heartbeat_interval: soon\ncontroller_url: http://x/?token=leak\ncommands:\n  "bad name": x\n');
+  const file = tempFile('heartbeat_interval: soon\ncontroller_url: http://x/?token=leak\ncommands:\n  "bad name": x\n  "1st": y\n');
   let err: unknown;
   try {
     loadAgentConfig({ configPath: file, env: { E2EPOOL_RECONNECT_MAX_DELAY: '-3', E2EPOOL_AGENT_ALLOW_REMOTE_COMMANDS: 'maybe' } });
@@ -107,7 +107,8 @@ void test('invalid values name every bad key and where it came from, without ech
   assert.match(msg, /- controller_url: must be a ws:\/\/ or wss:\/\/ URL/);
   assert.match(msg, /- reconnect_max_delay \(E2EPOOL_RECONNECT_MAX_DELAY\): /);
   assert.match(msg, /- allow_remote_commands \(E2EPOOL_AGENT_ALLOW_REMOTE_COMMANDS\): /);
-  assert.match(msg, /commands\.bad name/);
+  assert.match(msg, /commands\.bad name: command names start with a letter/);
+  assert.match(msg, /commands\.1st: /);
   assert.doesNotMatch(msg, /leak/);
 });
 
