@@ -133,6 +133,8 @@ function toForm(params: Params): Record<string, string> {
 export class ProxmoxClient {
   private readonly http: Got;
   readonly baseUrl: string;
+  /** `USER@REALM!TOKENID`: the user Proxmox records on the tasks this client starts. */
+  readonly tokenId: string;
 
   constructor(opts: ProxmoxClientOptions) {
     let url: URL;
@@ -145,6 +147,7 @@ export class ProxmoxClient {
     if (url.username || url.password || url.search) throw new E2epoolError('validation', 'Proxmox base URL must not carry credentials or a query');
     if (!TOKEN_ID_PATTERN.test(opts.tokenId)) throw new E2epoolError('validation', 'Proxmox token id must look like USER@REALM!TOKENID');
     if (!opts.tokenSecret || /[\s]/.test(opts.tokenSecret)) throw new E2epoolError('validation', 'Proxmox token secret is empty or contains whitespace');
+    this.tokenId = opts.tokenId;
     this.baseUrl = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
     const https = url.protocol === 'https:' ? createHttpsSettings(this.baseUrl, opts.tls ?? {}, opts.logger) : undefined;
     this.http = got.extend({

@@ -1,0 +1,247 @@
+// Idempotent Proxmox steps for the backend activities (ARCHITECTURE.md §4.12). A retried activity passes
+// the time of its first attempt as `since`: before any destructive POST we look for a task of the same
+// type on the VM started since then and attach to it, so a retry never starts a second snapshot,
+// rollback, stop, start or delete while the first is running, and never repeats a finished rollback.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { E2epoolError } from '../../domain/errors.js';
+import type { ProxmoxClient, SnapshotEntry, TaskListEntry, TaskStatus } from './client.js';
+import {
+  ProxmoxTaskError, codeFromTaskExitstatus, isAlreadyRunning, isSnapshotMissing, isSnapshotNameUsed, isTaskSuccess,
+} from './errors.js';
+
+export interface VmTarget {
+  node: string;
+  vmid: number;
+}
+
+export interface OperationContext {
+  /** When the first attempt of this activity started. */
+  since: Date;
+  heartbeat?: (details: unknown) => void;
+  /** Task and status polling interval; default 1000 ms. */
+  pollIntervalMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface ProxmoxOperationsOptions {
+  /** How long a finished stop/start task may take to show in `status/current`; default 60 s. */
+  powerStateTimeoutMs?: number;
+  /**
+   * Tasks that started up to this much before `since` still count as ours, because Proxmox records
+   * task start times in whole seconds on the node's clock. Default 5 s.
+   */
+  clockSkewToleranceMs?: number;
+}
+
+export type SnapshotOutcome = { outcome: 'created' | 'attached' | 'already_exists'; upid?: string };
+export type RollbackOutcome = { outcome: 'rolled_back' | 'attached' | 'already_done'; upid: string };
+export type PowerOutcome = { outcome: 'done' | 'attached' | 'already'; upid?: string };
+export type DeleteOutcome = { outcome: 'deleted' | 'attached' | 'already_gone'; upid?: string };
+
+export interface ExpectedVm {
+  /** The VM id recorded when the checkpoint was created. */
+  vmid: number;
+  requiredTag?: string;
+  requiredPool?: string;
+}
+
+const OUR_SNAPSHOT = /^job-/;
+
+export class ProxmoxOperations {
+  private readonly powerStateTimeoutMs: number;
+  private readonly clockSkewToleranceMs: number;
+
+  constructor(private readonly client: ProxmoxClient, opts: ProxmoxOperationsOptions = {}) {
+    this.powerStateTimeoutMs = opts.powerStateTimeoutMs ?? 60_000;
+    this.clockSkewToleranceMs = opts.clockSkewToleranceMs ?? 5_000;
+  }
+
+  /** Takes snapshot `name` unless it exists; attaches to a snapshot task already running since `since`. */
+  async ensureSnapshot(target: VmTarget, name: string, opts: { vmstate?: boolean; description?: string }, ctx: OperationContext): Promise<SnapshotOutcome> {
+    const running = (await this.tasksSince(target, 'qmsnapshot', ctx)).find(isRunning);
+    if (running) {
+      // The task id names only the VM, not the snapshot: after it ends, the snapshot list says whether it was ours.
+      const status = await this.waitForTask(target, running.upid, 'ensureSnapshot', ctx);
+      if (await this.snapshotReady(target, name)) return { outcome: 'attached', upid: running.upid };
+      if (!isTaskSuccess(status.exitstatus)) throw taskError(status);
+    }
+    const existing = (await this.client.listSnapshots(target.node, target.vmid)).find((s) => s.name === name);
+    if (existing) {
+      if (existing.snapstate === undefined) return { outcome: 'already_exists' };
+      throw new E2epoolError('proxmox_locked', `snapshot ${name} of VM ${target.vmid} is in state ${existing.snapstate}`, { vmid: target.vmid });
+    }
+    let upid: string;
+    try {
+      upid = await this.client.createSnapshot(target.node, target.vmid, name, { vmstate: opts.vmstate ?? false, description: opts.description ?? `e2epool checkpoint ${name}` });
+    } catch (err) {
+      if (isSnapshotNameUsed(err)) return { outcome: 'already_exists' };
+      throw err;
+    }
+    const status = await this.waitForTask(target, upid, 'ensureSnapshot', ctx);
+    if (!isTaskSuccess(status.exitstatus)) {
+      const failure = taskError(status);
+      if (isSnapshotNameUsed(failure)) return { outcome: 'already_exists', upid };
+      throw failure;
+    }
+    return { outcome: 'created', upid };
+  }
+
+  /** Rolls back to `name`; a rollback running or finished (by us) since `since` is attached to, never repeated. */
+  async rollbackToSnapshot(target: VmTarget, name: string, ctx: OperationContext, opts: { start?: boolean } = {}): Promise<RollbackOutcome> {
+    const tasks = await this.tasksSince(target, 'qmrollback', ctx);
+    const running = tasks.find(isRunning);
+    if (running) {
+      const status = await this.waitForTask(target, running.upid, 'rollback', ctx);
+      if (!isTaskSuccess(status.exitstatus)) throw taskError(status);
+      return { outcome: 'attached', upid: running.upid };
+    }
+    const done = tasks.find((t) => !isRunning(t) && isTaskSuccess(t.status) && t.user === this.client.tokenId);
+    if (done) return { outcome: 'already_done', upid: done.upid };
+    const upid = await this.client.rollbackSnapshot(target.node, target.vmid, name, opts.start ? { start: true } : {});
+    const status = await this.waitForTask(target, upid, 'rollback', ctx);
+    if (!isTaskSuccess(status.exitstatus)) throw taskError(status);
+    return { outcome: 'rolled_back', upid };
+  }
+
+  /** Hard stop; "already stopped" is success. Returns once `status/current` says stopped. */
+  async stopVm(target: VmTarget, ctx: OperationContext): Promise<PowerOutcome> {
+    return this.power(target, 'stopped', ctx);
+  }
+
+  /** Start; "already running" is success. Returns once `status/current` says running. */
+  async startVm(target: VmTarget, ctx: OperationContext): Promise<PowerOutcome> {
+    return this.power(target, 'running', ctx);
+  }
+
+  /** Deletes snapshot `name`; "does not exist" is success. */
+  async deleteSnapshot(target: VmTarget, name: string, ctx: OperationContext): Promise<DeleteOutcome> {
+    const running = (await this.tasksSince(target, 'qmdelsnapshot', ctx)).find(isRunning);
+    if (running) {
+      const status = await this.waitForTask(target, running.upid, 'deleteSnapshot', ctx);
+      if (!(await this.snapshotPresent(target, name))) return { outcome: 'attached', upid: running.upid };
+      if (!isTaskSuccess(status.exitstatus) && !isSnapshotMissing(taskError(status))) throw taskError(status);
+    } else if (!(await this.snapshotPresent(target, name))) {
+      return { outcome: 'already_gone' };
+    }
+    let upid: string;
+    try {
+      upid = await this.client.deleteSnapshot(target.node, target.vmid, name);
+    } catch (err) {
+      if (isSnapshotMissing(err)) return { outcome: 'already_gone' };
+      throw err;
+    }
+    const status = await this.waitForTask(target, upid, 'deleteSnapshot', ctx);
+    if (!isTaskSuccess(status.exitstatus)) {
+      const failure = taskError(status);
+      if (isSnapshotMissing(failure)) return { outcome: 'already_gone', upid };
+      throw failure;
+    }
+    return { outcome: 'deleted', upid };
+  }
+
+  /**
+   * Stop → rollback → start. When a rollback already ran or is running since `since`, the stop is
+   * skipped (the VM may have been started again by a previous attempt) and the rollback is attached to.
+   */
+  async rollbackVm(target: VmTarget, name: string, ctx: OperationContext): Promise<RollbackOutcome> {
+    const prior = (await this.tasksSince(target, 'qmrollback', ctx))
+      .find((t) => isRunning(t) || (isTaskSuccess(t.status) && t.user === this.client.tokenId));
+    if (!prior) await this.stopVm(target, ctx);
+    const rollback = await this.rollbackToSnapshot(target, name, ctx);
+    await this.startVm(target, ctx);
+    return rollback;
+  }
+
+  /** Guard before destructive calls: same VM id, still on this node, still tagged / pooled as required. */
+  async assertVmMatches(target: VmTarget, expected: ExpectedVm): Promise<{ name?: string; tags: string[] }> {
+    if (target.vmid !== expected.vmid) {
+      throw new E2epoolError('config_changed', `runner VM id is now ${target.vmid}, the checkpoint was taken on VM ${expected.vmid}`, { vmid: target.vmid, expectedVmid: expected.vmid });
+    }
+    const config = await this.client.getVmConfig(target.node, target.vmid);
+    if (expected.requiredTag !== undefined && !config.tagList.includes(expected.requiredTag)) {
+      throw new E2epoolError('config_changed', `VM ${target.vmid} on ${target.node} no longer carries tag ${expected.requiredTag}`, { vmid: target.vmid });
+    }
+    if (expected.requiredPool !== undefined) {
+      const resource = (await this.client.listVmResources()).find((r) => r.vmid === target.vmid);
+      if (!resource || resource.pool !== expected.requiredPool || (resource.node !== undefined && resource.node !== target.node)) {
+        throw new E2epoolError('config_changed', `VM ${target.vmid} is not in pool ${expected.requiredPool} on ${target.node}`, { vmid: target.vmid });
+      }
+    }
+    return { ...(config.name !== undefined ? { name: config.name } : {}), tags: config.tagList };
+  }
+
+  /** Snapshots e2epool took (`job-…`), for the orphan audit. */
+  async listOurSnapshots(target: VmTarget): Promise<SnapshotEntry[]> {
+    return (await this.client.listSnapshots(target.node, target.vmid)).filter((s) => s.name !== 'current' && OUR_SNAPSHOT.test(s.name));
+  }
+
+  private async power(target: VmTarget, want: 'running' | 'stopped', ctx: OperationContext): Promise<PowerOutcome> {
+    const type = want === 'stopped' ? 'qmstop' : 'qmstart';
+    const op = want === 'stopped' ? 'stopVm' : 'startVm';
+    const running = (await this.tasksSince(target, type, ctx)).find(isRunning);
+    if (running) {
+      const status = await this.waitForTask(target, running.upid, op, ctx);
+      if (!isTaskSuccess(status.exitstatus) && !(want === 'running' && isAlreadyRunning(taskError(status)))) throw taskError(status);
+      await this.waitForPowerState(target, want, op, ctx);
+      return { outcome: 'attached', upid: running.upid };
+    }
+    if ((await this.client.vmStatus(target.node, target.vmid)).status === want) return { outcome: 'already' };
+    const upid = want === 'stopped' ? await this.client.stopVm(target.node, target.vmid) : await this.client.startVm(target.node, target.vmid);
+    const status = await this.waitForTask(target, upid, op, ctx);
+    if (!isTaskSuccess(status.exitstatus) && !(want === 'running' && isAlreadyRunning(taskError(status)))) throw taskError(status);
+    await this.waitForPowerState(target, want, op, ctx);
+    return { outcome: 'done', upid };
+  }
+
+  /** Tasks of `type` on the VM started since the first attempt, newest first. */
+  private async tasksSince(target: VmTarget, type: string, ctx: OperationContext): Promise<TaskListEntry[]> {
+    const since = new Date(ctx.since.getTime() - this.clockSkewToleranceMs);
+    const sinceSeconds = Math.floor(since.getTime() / 1000);
+    const tasks = await this.client.listTasks(target.node, { vmid: target.vmid, typefilter: type, since, source: 'all', limit: 100 });
+    return tasks
+      .filter((t) => t.type === type && t.id === String(target.vmid) && t.starttime >= sinceSeconds)
+      .sort((a, b) => b.starttime - a.starttime);
+  }
+
+  private async waitForTask(target: VmTarget, upid: string, op: string, ctx: OperationContext): Promise<TaskStatus> {
+    for (;;) {
+      ctx.signal?.throwIfAborted();
+      const status = await this.client.taskStatus(target.node, upid);
+      ctx.heartbeat?.({ op, upid });
+      if (status.status === 'stopped') return status;
+      await sleep(ctx.pollIntervalMs ?? 1000, undefined, ctx.signal ? { signal: ctx.signal } : {});
+    }
+  }
+
+  private async waitForPowerState(target: VmTarget, want: 'running' | 'stopped', op: string, ctx: OperationContext): Promise<void> {
+    const deadline = Date.now() + this.powerStateTimeoutMs;
+    for (;;) {
+      ctx.signal?.throwIfAborted();
+      const status = await this.client.vmStatus(target.node, target.vmid);
+      ctx.heartbeat?.({ op, vmid: target.vmid, waitingFor: want, status: status.status });
+      if (status.status === want) return;
+      if (Date.now() >= deadline) {
+        throw new E2epoolError('proxmox_unavailable', `VM ${target.vmid} did not reach '${want}' within ${Math.round(this.powerStateTimeoutMs / 1000)}s`, { vmid: target.vmid });
+      }
+      await sleep(ctx.pollIntervalMs ?? 1000, undefined, ctx.signal ? { signal: ctx.signal } : {});
+    }
+  }
+
+  private async snapshotReady(target: VmTarget, name: string): Promise<boolean> {
+    const snap = (await this.client.listSnapshots(target.node, target.vmid)).find((s) => s.name === name);
+    return snap !== undefined && snap.snapstate === undefined;
+  }
+
+  private async snapshotPresent(target: VmTarget, name: string): Promise<boolean> {
+    return (await this.client.listSnapshots(target.node, target.vmid)).some((s) => s.name === name);
+  }
+}
+
+function isRunning(task: TaskListEntry): boolean {
+  return task.endtime === undefined && (task.status === undefined || task.status === 'running' || task.status === 'RUNNING');
+}
+
+function taskError(status: TaskStatus): ProxmoxTaskError {
+  const exitstatus = status.exitstatus ?? 'unexpected status';
+  return new ProxmoxTaskError(codeFromTaskExitstatus(exitstatus), status.upid, exitstatus);
+}
