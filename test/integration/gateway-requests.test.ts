@@ -266,7 +266,7 @@ void describe('arbitrary frames (property)', () => {
         const pong = await agent.next((x) => x.id === id);
         return pong.status === 'ok' && agent.isOpen;
       }),
-      { numRuns: 200 },
+      { numRuns: 150 },
     );
     assert.ok(agent.isOpen);
     await agent.close();
