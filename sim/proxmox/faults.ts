@@ -21,8 +21,11 @@ interface FaultTarget {
 export type SimFault =
   /** Answer with this status (default 500) and message instead of handling the call. */
   | (FaultTarget & { type: 'http-error'; status?: number; message?: string })
-  /** Never answer (the connection stays open until the simulator stops). */
-  | (FaultTarget & { type: 'timeout' })
+  /**
+   * Never answer (the connection stays open until the simulator stops). With `afterHandling` the call
+   * is carried out first (a task starts) and only the answer is lost, as when a response times out.
+   */
+  | (FaultTarget & { type: 'timeout'; afterHandling?: boolean })
   /** The task starts normally and ends with this exit status instead of OK. */
   | (FaultTarget & { type: 'task-fail'; exitstatus: string })
   /** The task takes this long instead of the profile's duration. */
@@ -83,7 +86,8 @@ export function parseFault(body: unknown): SimFaultInput | string {
       return { type: 'http-error', ...target, ...(status !== undefined ? { status } : {}), ...(typeof f.message === 'string' ? { message: f.message } : {}) };
     }
     case 'timeout':
-      return { type: 'timeout', ...target };
+      if (f.afterHandling !== undefined && typeof f.afterHandling !== 'boolean') return 'afterHandling must be a boolean';
+      return { type: 'timeout', ...target, ...(f.afterHandling ? { afterHandling: true } : {}) };
     case 'task-fail':
       if (typeof f.exitstatus !== 'string' || !f.exitstatus) return 'task-fail needs exitstatus';
       return { type: 'task-fail', ...target, exitstatus: f.exitstatus };

@@ -432,6 +432,13 @@ export async function startProxmoxSimulator(opts: ProxmoxSimulatorOptions = {}):
 
     const fault = faults.take(['http-error', 'timeout'], route.op, vmid);
     if (fault?.type === 'timeout') {
+      if (fault.afterHandling) {
+        try {
+          handleApi(route, params, token);
+        } catch {
+          // The caller never hears the outcome either way.
+        }
+      }
       hanging.add(res);
       res.on('close', () => hanging.delete(res));
       return;

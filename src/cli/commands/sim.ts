@@ -6,7 +6,7 @@ import { usageExitCode } from '../exit-codes.js';
 
 const simulators: Record<string, () => Promise<(args: string[]) => Promise<void>>> = {
   proxmox: async () => (await import('../../../sim/proxmox/cli.js')).runProxmoxSimulatorCli,
-  gitlab: async () => (await import('../../../sim/gitlab/cli.js' as string)).runGitlabSimulatorCli,
+  gitlab: async () => (await import('../../../sim/gitlab/cli.js')).runGitlabSimulatorCli,
 };
 
 /** The arguments after `sim <service>` exactly as typed. */
