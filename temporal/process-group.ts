@@ -45,11 +45,20 @@ function killAllGroups(): void {
   for (const pgid of liveGroups) signalGroup(pgid, 'SIGTERM');
 }
 
+// Signals whose listener list shrank in this tick: a `once` listener that ran just before ours is
+// already removed when we count, yet it is someone else's orderly shutdown.
+const removedThisTick = new Set<string | symbol>();
+function noteRemoval(event: string | symbol): void {
+  if (event !== 'SIGINT' && event !== 'SIGTERM') return;
+  removedThisTick.add(event);
+  setImmediate(() => removedThisTick.delete(event));
+}
+
 function onSignal(signal: NodeJS.Signals): void {
   killAllGroups();
   // Only our listener: keep the default meaning of the signal (terminate). Otherwise the owner of
   // the other listener (a CLI command) runs its own orderly shutdown.
-  if (process.listenerCount(signal) === 1) process.exit(128 + (osConstants.signals[signal] ?? 15));
+  if (process.listenerCount(signal) === 1 && !removedThisTick.has(signal)) process.exit(128 + (osConstants.signals[signal] ?? 15));
 }
 
 const onSigint = () => onSignal('SIGINT');
@@ -63,6 +72,7 @@ function installHooks(): void {
   process.on('uncaughtExceptionMonitor', killAllGroups);
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
+  process.on('removeListener', noteRemoval);
 }
 
 function removeHooksWhenIdle(): void {
@@ -72,6 +82,7 @@ function removeHooksWhenIdle(): void {
   process.off('uncaughtExceptionMonitor', killAllGroups);
   process.off('SIGINT', onSigint);
   process.off('SIGTERM', onSigterm);
+  process.off('removeListener', noteRemoval);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

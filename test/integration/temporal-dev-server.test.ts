@@ -25,7 +25,7 @@ import {
 import { repoRoot } from '../../temporal/tool-paths.js';
 import { selfCheckWorkflow } from '../../workflows/index.js';
 import { eventually, processesInGroup } from '../helpers/process-table.js';
-import { bundleWorkflowsOnce, quietTemporalRuntime, requireTemporalBinaries } from '../helpers/temporal.js';
+import { bundleWorkflowsOnce, quietTemporalRuntime, requireTemporalBinaries, startDevServerEnv } from '../helpers/temporal.js';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const namespace = 'e2epool-it';
@@ -137,13 +137,37 @@ void describe('temporal dev server launcher', () => {
   });
 });
 
+void describe('startDevServerEnv (TestWorkflowEnvironment.createLocal on the project CLI)', () => {
+  void test('comes up with our search attributes and update-with-start', async () => {
+    const env = await startDevServerEnv();
+    try {
+      assert.match(env.address, /^127\.0\.0\.1:\d+$/);
+      assert.deepEqual(await listMissingSearchAttributes(env.connection, 'default'), []);
+      assert.equal((await assertServerCapabilities(env.connection, 'default')).updateWithStart, true);
+    } finally {
+      await env.teardown();
+    }
+  });
+});
+
 // A process that started a dev server and then dies takes the server's group with it.
-async function serverOfDyingProcess(how: 'uncaught-exception' | 'sigterm'): Promise<{ pgid: number; exitCode: number | null; signal: string | null }> {
+type DeathMode = 'uncaught-exception' | 'sigterm' | 'sigterm-with-own-once-handler';
+
+async function serverOfDyingProcess(how: DeathMode): Promise<{ pgid: number; exitCode: number | null; output: string }> {
   const devServerUrl = pathToFileURL(path.join(repoRoot, 'temporal', 'dev-server.ts')).href;
   const script = `
     import { startTemporalDevServer } from ${JSON.stringify(devServerUrl)};
     const silent = { debug() {}, info() {}, warn() {}, error() {} };
-    const server = await startTemporalDevServer({ logger: silent, ui: false });
+    let server;
+    if (${JSON.stringify(how)} === 'sigterm-with-own-once-handler') {
+      // Registered before the launcher's hook, so it runs (and is removed) first.
+      process.once('SIGTERM', async () => {
+        await server.stop();
+        process.stdout.write('graceful stop done\\n');
+        process.exit(0);
+      });
+    }
+    server = await startTemporalDevServer({ logger: silent, ui: false });
     process.stdout.write(JSON.stringify({ pgid: server.pgid }) + '\\n');
     if (${JSON.stringify(how)} === 'uncaught-exception') setTimeout(() => { throw new Error('boom'); }, 10);
     else setInterval(() => {}, 1000);
@@ -153,17 +177,15 @@ async function serverOfDyingProcess(how: 'uncaught-exception' | 'sigterm'): Prom
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ exitCode: number | null; signal: string | null }>((resolve) =>
-    child.once('exit', (exitCode, signal) => resolve({ exitCode, signal })),
-  );
+  const exited = new Promise<{ exitCode: number | null }>((resolve) => child.once('exit', (exitCode) => resolve({ exitCode })));
   const started = await eventually(() => stdout.includes('\n') || child.exitCode !== null, 30_000);
   const line = stdout.split('\n')[0] ?? '';
   assert.ok(started && line.startsWith('{'), `child did not report its server: ${stdout}${stderr}`);
   const { pgid } = JSON.parse(line) as { pgid: number };
   assert.ok(isProcessGroupAlive(pgid));
-  if (how === 'sigterm') child.kill('SIGTERM');
-  const { exitCode, signal } = await exited;
-  return { pgid, exitCode, signal };
+  if (how !== 'uncaught-exception') child.kill('SIGTERM');
+  const { exitCode } = await exited;
+  return { pgid, exitCode, output: stdout + stderr };
 }
 
 void describe('the dev server dies with the process that started it', { concurrency: true }, () => {
@@ -177,5 +199,12 @@ void describe('the dev server dies with the process that started it', { concurre
     const { pgid, exitCode } = await serverOfDyingProcess('sigterm');
     assert.equal(exitCode, 143);
     assert.ok(await eventually(() => !isProcessGroupAlive(pgid), 10_000), `group ${pgid} still alive: ${JSON.stringify(processesInGroup(pgid))}`);
+  });
+
+  void test("on SIGTERM the process's own handler still runs its orderly stop (a once listener included)", async () => {
+    const { pgid, exitCode, output } = await serverOfDyingProcess('sigterm-with-own-once-handler');
+    assert.equal(exitCode, 0, output);
+    assert.match(output, /graceful stop done/);
+    assert.equal(isProcessGroupAlive(pgid), false);
   });
 });
