@@ -70,20 +70,9 @@ export class ProxmoxOperations {
       if (existing.snapstate === undefined) return { outcome: 'already_exists' };
       throw new E2epoolError('proxmox_locked', `snapshot ${name} of VM ${target.vmid} is in state ${existing.snapstate}`, { vmid: target.vmid });
     }
-    let upid: string;
-    try {
-      upid = await this.client.createSnapshot(target.node, target.vmid, name, { vmstate: opts.vmstate ?? false, description: opts.description ?? `e2epool checkpoint ${name}` });
-    } catch (err) {
-      if (isSnapshotNameUsed(err)) return { outcome: 'already_exists' };
-      throw err;
-    }
-    const status = await this.waitForTask(target, upid, 'ensureSnapshot', ctx);
-    if (!isTaskSuccess(status.exitstatus)) {
-      const failure = taskError(status);
-      if (isSnapshotNameUsed(failure)) return { outcome: 'already_exists', upid };
-      throw failure;
-    }
-    return { outcome: 'created', upid };
+    const run = await this.startAndWait(target, 'ensureSnapshot', ctx, isSnapshotNameUsed,
+      () => this.client.createSnapshot(target.node, target.vmid, name, { vmstate: opts.vmstate ?? false, description: opts.description ?? `e2epool checkpoint ${name}` }));
+    return run.benign ? { outcome: 'already_exists', ...withUpid(run.upid) } : { outcome: 'created', ...withUpid(run.upid) };
   }
 
   /** Rolls back to `name`; a rollback running or finished (by us) since `since` is attached to, never repeated. */
@@ -97,10 +86,8 @@ export class ProxmoxOperations {
     }
     const done = tasks.find((t) => !isRunning(t) && isTaskSuccess(t.status) && t.user === this.client.tokenId);
     if (done) return { outcome: 'already_done', upid: done.upid };
-    const upid = await this.client.rollbackSnapshot(target.node, target.vmid, name, opts.start ? { start: true } : {});
-    const status = await this.waitForTask(target, upid, 'rollback', ctx);
-    if (!isTaskSuccess(status.exitstatus)) throw taskError(status);
-    return { outcome: 'rolled_back', upid };
+    const run = await this.startAndWait(target, 'rollback', ctx, () => false, () => this.client.rollbackSnapshot(target.node, target.vmid, name, opts.start ? { start: true } : {}));
+    return { outcome: 'rolled_back', upid: run.upid! };
   }
 
   /** Hard stop; "already stopped" is success. Returns once `status/current` says stopped. */
@@ -123,20 +110,8 @@ export class ProxmoxOperations {
     } else if (!(await this.snapshotPresent(target, name))) {
       return { outcome: 'already_gone' };
     }
-    let upid: string;
-    try {
-      upid = await this.client.deleteSnapshot(target.node, target.vmid, name);
-    } catch (err) {
-      if (isSnapshotMissing(err)) return { outcome: 'already_gone' };
-      throw err;
-    }
-    const status = await this.waitForTask(target, upid, 'deleteSnapshot', ctx);
-    if (!isTaskSuccess(status.exitstatus)) {
-      const failure = taskError(status);
-      if (isSnapshotMissing(failure)) return { outcome: 'already_gone', upid };
-      throw failure;
-    }
-    return { outcome: 'deleted', upid };
+    const run = await this.startAndWait(target, 'deleteSnapshot', ctx, isSnapshotMissing, () => this.client.deleteSnapshot(target.node, target.vmid, name));
+    return run.benign ? { outcome: 'already_gone', ...withUpid(run.upid) } : { outcome: 'deleted', ...withUpid(run.upid) };
   }
 
   /**
@@ -186,11 +161,29 @@ export class ProxmoxOperations {
       return { outcome: 'attached', upid: running.upid };
     }
     if ((await this.client.vmStatus(target.node, target.vmid)).status === want) return { outcome: 'already' };
-    const upid = want === 'stopped' ? await this.client.stopVm(target.node, target.vmid) : await this.client.startVm(target.node, target.vmid);
-    const status = await this.waitForTask(target, upid, op, ctx);
-    if (!isTaskSuccess(status.exitstatus) && !(want === 'running' && isAlreadyRunning(taskError(status)))) throw taskError(status);
+    const run = await this.startAndWait(target, op, ctx, want === 'running' ? isAlreadyRunning : () => false,
+      () => (want === 'stopped' ? this.client.stopVm(target.node, target.vmid) : this.client.startVm(target.node, target.vmid)));
     await this.waitForPowerState(target, want, op, ctx);
-    return { outcome: 'done', upid };
+    return { outcome: 'done', ...withUpid(run.upid) };
+  }
+
+  /**
+   * POSTs (via `post`) and waits for the task. A failure `isBenign` accepts, in the answer or in the
+   * task's exit status, means the wanted state already holds.
+   */
+  private async startAndWait(target: VmTarget, op: string, ctx: OperationContext, isBenign: (err: unknown) => boolean, post: () => Promise<string>): Promise<{ upid?: string; benign: boolean }> {
+    let upid: string;
+    try {
+      upid = await post();
+    } catch (err) {
+      if (isBenign(err)) return { benign: true };
+      throw err;
+    }
+    const status = await this.waitForTask(target, upid, op, ctx);
+    if (isTaskSuccess(status.exitstatus)) return { upid, benign: false };
+    const failure = taskError(status);
+    if (isBenign(failure)) return { upid, benign: true };
+    throw failure;
   }
 
   /** Tasks of `type` on the VM started since the first attempt, newest first. */
@@ -235,6 +228,10 @@ export class ProxmoxOperations {
   private async snapshotPresent(target: VmTarget, name: string): Promise<boolean> {
     return (await this.client.listSnapshots(target.node, target.vmid)).some((s) => s.name === name);
   }
+}
+
+function withUpid(upid: string | undefined): { upid?: string } {
+  return upid === undefined ? {} : { upid };
 }
 
 function isRunning(task: TaskListEntry): boolean {
