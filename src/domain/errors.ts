@@ -33,6 +33,7 @@ export const errorCodes = {
   gitlab_auth: { http: 502, ws: 502, retryable: false },
   gitlab_not_found: { http: 502, ws: 502, retryable: false },
   gitlab_unavailable: { http: 502, ws: 502, retryable: true },
+  gitlab_bad_request: { http: 502, ws: 502, retryable: false },
   // Agent RPC
   agent_not_connected: { http: 503, ws: 503, retryable: true },
   agent_stale_route: { http: 503, ws: 503, retryable: true },

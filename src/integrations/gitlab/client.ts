@@ -9,6 +9,7 @@ import {
   GitlabAuthError,
   GitlabNotFoundError,
   GitlabUnavailableError,
+  GitlabBadRequestError,
   type GitlabErrorInfo,
 } from './errors.js';
 import {
@@ -148,9 +149,8 @@ function errorForStatus(res: Response<string>, request: string): GitlabApiError 
     return new GitlabUnavailableError(`GitLab answered ${request} with a redirect (${status}); set the GitLab URL to the final address`, info);
   }
   if (status === 429 || status >= 500) return new GitlabUnavailableError(`GitLab ${request} failed (${status}${said})`, info);
-  // Other 4xx: our request was rejected. No dedicated code exists yet; the caller's retry budget
-  // then ends in needs attention, which is the safe outcome for a runner.
-  return new GitlabUnavailableError(`GitLab rejected ${request} (${status}${said})`, info);
+  // Other 4xx: our request itself was rejected; the same request will not succeed later.
+  return new GitlabBadRequestError(`GitLab rejected ${request} (${status}${said})`, info);
 }
 
 /** GitLab errors look like `{"message": "..."}` or `{"error": "..."}`; message may be an object. */

@@ -2,7 +2,7 @@
 // never the token or request headers.
 import { E2epoolError } from '../../domain/errors.js';
 
-type GitlabErrorCode = 'gitlab_auth' | 'gitlab_not_found' | 'gitlab_unavailable';
+type GitlabErrorCode = 'gitlab_auth' | 'gitlab_not_found' | 'gitlab_unavailable' | 'gitlab_bad_request';
 
 export interface GitlabErrorInfo {
   /** HTTP status when GitLab answered; absent for timeouts and connection failures. */
@@ -45,5 +45,12 @@ export class GitlabNotFoundError extends GitlabApiError {
 export class GitlabUnavailableError extends GitlabApiError {
   constructor(detail: string, info: GitlabErrorInfo) {
     super('gitlab_unavailable', detail, info);
+  }
+}
+
+/** GitLab rejected the request itself (400, 409, 422): retrying the same request cannot help. */
+export class GitlabBadRequestError extends GitlabApiError {
+  constructor(detail: string, info: GitlabErrorInfo) {
+    super('gitlab_bad_request', detail, info);
   }
 }

@@ -1,0 +1,408 @@
+// Every path of the checkpoint workflow on the real time-skipping test server, with in-memory
+// activities (the real ones are tested against simulators and databases elsewhere).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { WithStartWorkflowOperation, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { checkpointWorkflow } from '../../workflows/checkpoint.js';
+import { checkpointQuery, createUpdate, finalizeSignal, releaseSignal, retryResetSignal, type CheckpointWorkflowInput } from '../../workflows/messages.js';
+import { mintCheckpointName } from '../../src/domain/checkpoint-name.js';
+import { gatewayTaskQueue } from '../../activities/types.js';
+import { FakeWorld, GATEWAY_INSTANCE, fastTimings } from './fake-world.js';
+import { startTimeSkippingEnv, bundleWorkflowsOnce, workflowsIndexPath } from '../helpers/temporal.js';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let queueCounter = 0;
+
+before(async () => {
+  env = await startTimeSkippingEnv();
+  bundle = await bundleWorkflowsOnce(workflowsIndexPath);
+});
+after(async () => env?.teardown());
+
+interface Run {
+  world: FakeWorld;
+  taskQueue: string;
+  name: string;
+  handle: WorkflowHandle<typeof checkpointWorkflow>;
+}
+
+/** Runs `fn` with a checkpoint worker and a gateway worker serving `world`. */
+async function withWorkers<T>(world: FakeWorld, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = `checkpoint-test-${++queueCounter}`;
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: world.activities() });
+  const gateway = await Worker.create({ connection: env.nativeConnection, taskQueue: gatewayTaskQueue(GATEWAY_INSTANCE), activities: world.agentActivities() });
+  return gateway.runUntil(worker.runUntil(fn(taskQueue)));
+}
+
+function inputFor(name: string, overrides: Partial<CheckpointWorkflowInput> = {}, timings: Partial<CheckpointWorkflowInput['timings']> = {}): CheckpointWorkflowInput {
+  return { name, runnerId: 'runner-1', jobId: name.split('-')[1]!, backend: 'proxmox', timings: { ...fastTimings, ...timings }, ...overrides };
+}
+
+let jobCounter = 1000;
+function newName(): string {
+  return mintCheckpointName(String(++jobCounter), Math.floor(Date.now() / 1000), randomBytes(4).toString('hex'));
+}
+
+/** Starts the workflow and creates the checkpoint through update-with-start, as the API does. */
+async function create(taskQueue: string, input: CheckpointWorkflowInput) {
+  const start = new WithStartWorkflowOperation(checkpointWorkflow, {
+    workflowId: input.name,
+    taskQueue,
+    args: [input],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowIdReusePolicy: 'REJECT_DUPLICATE',
+  });
+  const result = await env.client.workflow.executeUpdateWithStart(createUpdate, {
+    // Workflow time is the server's skipped time, not the wall clock.
+    args: [{ deadlineMs: (await env.currentTimeMs()) + 300_000 }],
+    updateId: 'create',
+    startWorkflowOperation: start,
+  });
+  return { result, handle: await start.workflowHandle() };
+}
+
+async function waitForState(handle: WorkflowHandle, state: string, maxSteps = 200) {
+  for (let i = 0; i < maxSteps; i++) {
+    const q = await handle.query(checkpointQuery);
+    if (q.state === state) return q;
+    await env.sleep('5 seconds');
+  }
+  const q = await handle.query(checkpointQuery);
+  assert.fail(`checkpoint never reached ${state}; it is ${q.state} (step ${q.step})`);
+}
+
+function order(world: FakeWorld, ...names: string[]) {
+  const firstIndex = (n: string) => world.calls.findIndex((c) => c.name === n);
+  for (let i = 1; i < names.length; i++) {
+    assert.ok(firstIndex(names[i - 1]!) >= 0 && firstIndex(names[i - 1]!) < firstIndex(names[i]!), `${names[i - 1]} must run before ${names[i]}: ${world.calls.map((c) => c.name).join(', ')}`);
+  }
+}
+
+describe('checkpoint workflow', { timeout: 90_000 }, () => {
+  it('success with the cleanup action deletes the snapshot and ends deleted, never pausing', async () => {
+    const world = new FakeWorld();
+    world.plan.hasCleanupCommand = true;
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { result, handle } = await create(tq, inputFor(name));
+      assert.deepEqual(result, { name, state: 'created' });
+      await handle.signal(finalizeSignal, { status: 'success', source: 'hook' });
+      assert.equal(await handle.result(), 'deleted');
+      assert.deepEqual(world.statesOf(name), ['created', 'finalize_queued', 'cleaning', 'deleted']);
+      assert.equal(world.rows.get(name)!.holdsClaim, false);
+      assert.equal(world.callCount('pauseRunner'), 0);
+      assert.equal(world.callCount('rollbackVm'), 0);
+      assert.equal(world.snapshotExists, false);
+      assert.deepEqual(world.commandsRun.map((c) => c.name), ['cleanup']);
+    });
+  });
+
+  it('success with the reset action and failure both roll back, prove readiness, then unpause', async () => {
+    for (const [status, successAction] of [['success', 'reset'], ['failure', 'cleanup']] as const) {
+      const world = new FakeWorld();
+      world.plan.successAction = successAction;
+      await withWorkers(world, async (tq) => {
+        const name = newName();
+        const { handle } = await create(tq, inputFor(name));
+        await handle.signal(finalizeSignal, { status, source: 'hook' });
+        assert.equal(await handle.result(), 'reset');
+        assert.deepEqual(world.statesOf(name), ['created', 'finalize_queued', 'pausing', 'confirming_idle', 'resetting', 'awaiting_readiness', 'releasing_claim', 'unpausing', 'reset']);
+        order(world, 'pauseRunner', 'listRunningJobs', 'assertVmUnchanged', 'stopVm', 'rollbackVm', 'startVm', 'deleteSnapshot', 'unpauseRunner');
+        assert.equal(world.callCount('listRunningJobs'), 2, 'idle means two empty answers');
+        const readiness = world.commandsRun.filter((c) => c.name === 'readiness');
+        assert.equal(readiness.length, 1);
+        assert.ok(readiness[0]!.expectedEpoch > world.rows.get(name)!.epochAtReset!, 'readiness ran on a session newer than the reset');
+        assert.equal(world.paused, false);
+        assert.equal(world.rows.get(name)!.finalizeStatus, status);
+      });
+    }
+  });
+
+  it('cancellation while created resets the runner as a canceled job', async () => {
+    const world = new FakeWorld();
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name));
+      await handle.cancel();
+      assert.equal(await handle.result(), 'reset');
+      assert.equal(world.rows.get(name)!.finalizeStatus, 'canceled');
+      assert.equal(world.rows.get(name)!.finalizeSource, 'cancel');
+    });
+  });
+
+  it('at the TTL resets a finished job as gc_reset', async () => {
+    const world = new FakeWorld();
+    world.jobObservation = { kind: 'terminal', outcome: 'failure' };
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name, { projectId: '7' }, { ttlSeconds: 600, pollerEnabled: false }));
+      assert.equal(await handle.result(), 'gc_reset');
+      assert.equal(world.callCount('observeJob'), 1);
+      assert.ok(world.statesOf(name).includes('resetting'));
+    });
+  });
+
+  it('at the TTL extends a running job, recording it, and needs attention at the maximum age', async () => {
+    const world = new FakeWorld();
+    world.jobObservation = { kind: 'running' };
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name, { projectId: '7' }, { ttlSeconds: 600, maxTtlSeconds: 1800, pollerEnabled: false }));
+      const q = await waitForState(handle, 'needs_attention', 400);
+      assert.equal(q.needsAttention?.reason, 'ttl_exceeded');
+      assert.equal(q.ttlExtensions, 2);
+      assert.equal(world.projections.filter((p) => p.name === name && p.event === 'ttl_extended').length, 2);
+      assert.equal(world.callCount('rollbackVm'), 0, 'no reset past the maximum age');
+      // GitLab errors extend too: they are never a reason to reset.
+      await handle.signal(releaseSignal, { actor: 'test', deleteSnapshot: true });
+      assert.equal(await handle.result(), 'released');
+    });
+  });
+
+  it('a GitLab error at the TTL extends instead of resetting', async () => {
+    const world = new FakeWorld();
+    world.failures.set('observeJob', { code: 'gitlab_auth', message: '401 Unauthorized' });
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name, { projectId: '7' }, { ttlSeconds: 600, pollerEnabled: false }));
+      await env.sleep('700 seconds');
+      const q = await handle.query(checkpointQuery);
+      assert.equal(q.state, 'created');
+      assert.equal(q.ttlExtensions, 1);
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      assert.equal(await handle.result(), 'reset');
+    });
+  });
+
+  it('the GitLab job watch finalizes with source poller', async () => {
+    const world = new FakeWorld();
+    world.watchOutcome = 'failure';
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name, { projectId: '7' }, { pollerMinAgeSeconds: 30 }));
+      assert.equal(await handle.result(), 'reset');
+      assert.equal(world.rows.get(name)!.finalizeSource, 'poller');
+      assert.equal(world.rows.get(name)!.finalizeStatus, 'failure');
+    });
+  });
+
+  it('the first of three finalize sources wins; the others are recorded and ignored', async () => {
+    const world = new FakeWorld();
+    world.plan.hasCleanupCommand = true;
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name));
+      await handle.signal(finalizeSignal, { status: 'success', source: 'hook' });
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'webhook' });
+      await handle.signal(finalizeSignal, { status: 'canceled', source: 'agent' });
+      assert.equal(await handle.result(), 'deleted');
+      assert.equal(world.rows.get(name)!.finalizeStatus, 'success');
+      assert.equal(world.rows.get(name)!.finalizeSource, 'hook');
+      assert.equal(world.projections.filter((p) => p.name === name && p.event === 'finalize_requested_ignored').length, 2);
+      assert.equal(world.callCount('rollbackVm'), 0);
+    });
+  });
+
+  it('a failed snapshot answers the create with backend, deletes leftovers and releases the claim', async () => {
+    const world = new FakeWorld();
+    world.failures.set('takeSnapshot', { code: 'proxmox_task_failed', message: 'snapshot task failed: storage full' });
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      await assert.rejects(create(tq, inputFor(name)), (err: unknown) => {
+        assert.ok(err instanceof WorkflowUpdateFailedError);
+        assert.ok(err.cause instanceof ApplicationFailure);
+        assert.equal(err.cause.type, 'backend');
+        assert.match(err.cause.message, /storage full/);
+        return true;
+      });
+      const handle = env.client.workflow.getHandle(name);
+      assert.equal(await handle.result(), 'create_failed');
+      assert.equal(world.callCount('deleteSnapshot'), 1);
+      assert.deepEqual(world.rows.get(name), { state: 'create_failed', holdsClaim: false });
+    });
+  });
+
+  it('a rejected create writes no row and ends rejected; a second create of the same id reads the outcome', async () => {
+    const world = new FakeWorld();
+    world.claimResult = { ok: false, code: 'conflict', detail: "Active checkpoint 'job-1-1-aaaaaaaa' already exists for runner 'runner-1'" };
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(create(tq, inputFor(name)), (err: any) => err.cause?.type === 'conflict' && /already exists/.test(err.cause.message));
+      }
+      assert.equal(await env.client.workflow.getHandle(name).result(), 'rejected');
+      assert.equal(world.projections.length, 0);
+      assert.equal(world.callCount('takeSnapshot'), 0);
+    });
+  });
+
+  it('a workflow nobody creates through ends abandoned without a row', async () => {
+    const world = new FakeWorld();
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const handle = await env.client.workflow.start(checkpointWorkflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)] });
+      assert.equal(await handle.result(), 'abandoned');
+      assert.equal(world.callCount('claimRunner'), 0);
+    });
+  });
+
+  it('a failed reset needs attention, keeps the runner paused, and an operator retry resets', async () => {
+    const world = new FakeWorld();
+    world.failures.set('rollbackVm', { code: 'proxmox_not_most_recent', message: "can't rollback, 'x' is not most recent snapshot", times: 1 });
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const q = await waitForState(handle, 'needs_attention');
+      assert.equal(q.needsAttention?.reason, 'reset_failed');
+      assert.equal(world.paused, true, 'never unpause a dirty runner');
+      assert.equal(world.callCount('unpauseRunner'), 0);
+      assert.equal(world.snapshotExists, true, 'snapshot kept for the operator');
+      assert.deepEqual(world.alerts, [{ key: `needs_attention:${name}`, severity: 'critical', resolved: false }]);
+      assert.equal(world.rows.get(name)!.holdsClaim, true);
+      await handle.signal(retryResetSignal, { actor: 'alice' });
+      assert.equal(await handle.result(), 'reset');
+      assert.equal(world.paused, false);
+      assert.equal(world.alerts[0]!.resolved, true);
+      assert.ok(world.projections.some((p) => p.event === 'retry_reset' && p.detail?.includes('alice')));
+    });
+  });
+
+  it('an operator release deletes the snapshot on request, releases and unpauses', async () => {
+    const world = new FakeWorld();
+    world.failures.set('pauseRunner', { code: 'gitlab_auth', message: '403 Forbidden' });
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name));
+      await handle.signal(finalizeSignal, { status: 'canceled', source: 'webhook' });
+      const q = await waitForState(handle, 'needs_attention');
+      assert.equal(q.needsAttention?.reason, 'pause_failed');
+      assert.ok(world.alerts.some((a) => a.key === `pause_failed:${name}` && a.severity === 'critical'));
+      world.failures.delete('pauseRunner');
+      await handle.signal(releaseSignal, { actor: 'bob', deleteSnapshot: true });
+      assert.equal(await handle.result(), 'released');
+      assert.equal(world.snapshotExists, false);
+      assert.equal(world.rows.get(name)!.holdsClaim, false);
+      assert.equal(world.callCount('rollbackVm'), 0);
+    });
+  });
+
+  it('readiness refuses an agent session older than the reset', async () => {
+    const world = new FakeWorld();
+    world.agentReconnectsAfterReset = false;
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const q = await waitForState(handle, 'needs_attention');
+      assert.equal(q.needsAttention?.reason, 'readiness_timeout');
+      assert.match(q.needsAttention!.detail, /older than the reset/);
+      assert.equal(world.commandsRun.filter((c) => c.name === 'readiness').length, 0, 'no readiness probe on a stale session');
+      assert.equal(world.paused, true);
+      // The agent comes back; the operator retries.
+      world.agentReconnectsAfterReset = true;
+      await handle.signal(retryResetSignal, { actor: 'ops' });
+      assert.equal(await handle.result(), 'reset');
+    });
+  });
+
+  it('a job still running on the paused runner is waited for, then needs attention', async () => {
+    const world = new FakeWorld();
+    world.runningJobs = Array.from({ length: 100 }, () => ({ kind: 'jobs' as const, jobIds: ['999'] }));
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const q = await waitForState(handle, 'needs_attention');
+      assert.equal(q.needsAttention?.reason, 'runner_busy');
+      assert.match(q.needsAttention!.detail, /999/);
+      assert.equal(world.callCount('stopVm'), 0, 'nothing destructive while a job runs');
+    });
+  });
+
+  it("waits for the checkpoint's own job to leave the runner, then resets", async () => {
+    const world = new FakeWorld();
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const input = inputFor(name);
+      world.runningJobs = [{ kind: 'jobs', jobIds: [input.jobId] }, { kind: 'unknown', detail: '502' }, { kind: 'jobs', jobIds: [] }];
+      const { handle } = await create(tq, input);
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      assert.equal(await handle.result(), 'reset');
+      assert.equal(world.callCount('listRunningJobs'), 4);
+    });
+  });
+
+  it('a worker killed mid-rollback is replaced and the rollback is not started twice', async () => {
+    const world = new FakeWorld();
+    world.hangFirstRollback = true;
+    const name = newName();
+    const taskQueue = `checkpoint-test-${++queueCounter}`;
+    const gateway = await Worker.create({ connection: env.nativeConnection, taskQueue: gatewayTaskQueue(GATEWAY_INSTANCE), activities: world.agentActivities() });
+    await gateway.runUntil(async () => {
+      const first = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: world.activities(), shutdownGraceTime: '100ms' });
+      const firstRun = first.run();
+      const { handle } = await create(taskQueue, inputFor(name));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      await world.rollbackHanging;
+      first.shutdown();
+      await firstRun;
+      const second = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: world.activities() });
+      await second.runUntil(async () => {
+        assert.equal(await handle.result(), 'reset');
+      });
+    });
+    assert.equal(world.rollbacksStarted, 1, 'one rollback on the hypervisor');
+    assert.deepEqual(world.calls.filter((c) => c.name === 'rollbackVm').map((c) => c.attempt), [1, 2], 'the same activity retried');
+    assert.equal(world.callCount('stopVm'), 1);
+    assert.equal(world.callCount('startVm'), 1);
+  });
+
+  it('bare metal: the agent runs the declared reset; a reboot-mode session drop is expected', async () => {
+    const world = new FakeWorld();
+    Object.assign(world.plan, { backend: 'bare_metal', resetMode: 'reboot', vmid: null });
+    world.commandResults.set('reset', 'lose_session');
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+      assert.equal(await handle.result(), 'reset');
+      assert.deepEqual(world.commandsRun.map((c) => c.name), ['reset', 'readiness']);
+      assert.equal(world.commandsRun[0]!.commandId, `${name}:reset:1`);
+      assert.equal(world.callCount('rollbackVm'), 0);
+    });
+  });
+
+  it('bare metal: a legacy session lost during an in-place reset needs attention (outcome unknown)', async () => {
+    const world = new FakeWorld();
+    Object.assign(world.plan, { backend: 'bare_metal', resetMode: 'in_place', vmid: null });
+    world.agent = { epoch: 1, legacy: true, declared: null };
+    world.commandResults.set('reset', 'lose_session');
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const q = await waitForState(handle, 'needs_attention');
+      assert.equal(q.needsAttention?.reason, 'command_outcome_unknown');
+      assert.equal(world.commandsRun.filter((c) => c.name === 'reset').length, 1, 'never re-sent to a legacy agent');
+    });
+  });
+
+  it('bare metal: an agent without a declared reset command needs attention', async () => {
+    const world = new FakeWorld();
+    Object.assign(world.plan, { backend: 'bare_metal', resetMode: 'auto', vmid: null });
+    world.agent = { epoch: 1, legacy: false, declared: ['readiness'] };
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const q = await waitForState(handle, 'needs_attention');
+      assert.equal(q.needsAttention?.reason, 'command_not_declared');
+    });
+  });
+});

@@ -1,0 +1,261 @@
+// In-memory stand-ins behind the activity interfaces, for workflow tests on the time-skipping
+// server. They keep just enough state (claims, projections, VM and agent session) to check what
+// the workflow did, and they fail on demand.
+import { Context } from '@temporalio/activity';
+import { E2epoolError, type ErrorCode } from '../../src/domain/errors.js';
+import { withFailureMapping } from '../../activities/failure-mapping.js';
+import type {
+  AgentActivities,
+  AgentCommandInput,
+  AgentCommandResult,
+  AgentRoute,
+  BackendActivities,
+  CheckpointActivities,
+  CiActivities,
+  ClaimResult,
+  ProjectionInput,
+  RouteActivities,
+  RunnerPlan,
+  StoreActivities,
+} from '../../activities/types.js';
+import type { JobObservation, RunnerJobsObservation } from '../../src/domain/decisions.js';
+import type { FinalizeStatus } from '../../src/domain/finalize.js';
+import type { CheckpointTimings } from '../../workflows/messages.js';
+
+export const GATEWAY_INSTANCE = 'gw-test';
+
+export const fastTimings: CheckpointTimings = {
+  createAcceptWindowSeconds: 120,
+  createWaitForCleanupSeconds: 10,
+  cooldownSeconds: 0,
+  ttlSeconds: 1800,
+  maxTtlSeconds: 86400,
+  pollerEnabled: true,
+  pollerIntervalSeconds: 20,
+  pollerMinAgeSeconds: 120,
+  readinessTimeoutSeconds: 120,
+  readinessPollIntervalSeconds: 5,
+  readinessStableSeconds: 0,
+  resetSettleSeconds: 2,
+  ownJobGraceSeconds: 60,
+  foreignJobGraceSeconds: 90,
+  idlePollSeconds: 5,
+  pauseBudgetSeconds: 60,
+  unpauseAlertAfterSeconds: 600,
+  agentRouteAttempts: 3,
+  commandTimeoutSeconds: 30,
+  backendStepTimeoutSeconds: 60,
+};
+
+interface Failure {
+  code: ErrorCode;
+  message: string;
+  /** How many calls fail; undefined = every call. */
+  times?: number;
+}
+
+export class FakeWorld {
+  rows = new Map<string, { state: string; holdsClaim: boolean; finalizeStatus?: string; finalizeSource?: string; needsAttentionReason?: string | null; epochAtReset?: number }>();
+  projections: ProjectionInput[] = [];
+  calls: Array<{ name: string; attempt: number; ref?: string }> = [];
+  alerts: Array<{ key: string; severity: string; resolved: boolean }> = [];
+  plan: RunnerPlan = {
+    exists: true,
+    active: true,
+    backend: 'proxmox',
+    successAction: 'cleanup',
+    resetMode: 'reboot',
+    pauseMethod: 'gitlab',
+    hasReadinessCommand: true,
+    hasCleanupCommand: false,
+    vmid: 100,
+  };
+  claimResult: ClaimResult | null = null;
+  failures = new Map<string, Failure>();
+  jobObservation: JobObservation = { kind: 'running' };
+  /** Set to make the poller report the job finished. */
+  watchOutcome: FinalizeStatus | null = null;
+  runningJobs: RunnerJobsObservation[] = [];
+  paused = false;
+  snapshotExists = false;
+  /** Rollbacks started on the "hypervisor": a retried activity must attach, not start another. */
+  rollbacksStarted = 0;
+  rollbackInProgress = false;
+  epochCounter = 100;
+  agent: { epoch: number; legacy: boolean; declared: string[] | null } | null = { epoch: 1, legacy: false, declared: ['reset', 'cleanup', 'readiness'] };
+  /** Whether the agent comes back with a new session after a reset. */
+  agentReconnectsAfterReset = true;
+  commandResults = new Map<string, AgentCommandResult | 'lose_session'>();
+  commandsRun: AgentCommandInput[] = [];
+  /** Makes the first rollback attempt hang until cancelled (a worker dying mid-reset). */
+  hangFirstRollback = false;
+  rollbackHanging: Promise<void> | null = null;
+  private signalRollbackHanging: (() => void) | null = null;
+
+  constructor() {
+    this.rollbackHanging = new Promise((resolve) => (this.signalRollbackHanging = resolve));
+  }
+
+  private record(name: string, ref?: string) {
+    let attempt = 1;
+    try {
+      attempt = Context.current().info.attempt;
+    } catch {
+      /* not in an activity */
+    }
+    this.calls.push({ name, attempt, ref });
+  }
+
+  private maybeFail(name: string) {
+    const failure = this.failures.get(name);
+    if (!failure) return;
+    if (failure.times !== undefined) {
+      if (failure.times <= 0) return;
+      failure.times -= 1;
+    }
+    throw new E2epoolError(failure.code, failure.message);
+  }
+
+  callCount(name: string) {
+    return this.calls.filter((c) => c.name === name).length;
+  }
+
+  statesOf(name: string): string[] {
+    return this.projections.filter((p) => p.name === name && !p.event.endsWith('_ignored')).map((p) => p.to);
+  }
+
+  private newSession() {
+    if (this.agent && this.agentReconnectsAfterReset) this.agent = { ...this.agent, epoch: ++this.epochCounter };
+  }
+
+  activities(): CheckpointActivities {
+    const store: StoreActivities = {
+      claimRunner: async (input) => {
+        this.record('claimRunner', input.name);
+        if (this.claimResult) return this.claimResult;
+        for (const [name, row] of this.rows) {
+          if (row.holdsClaim && name !== input.name) return { ok: false, code: 'conflict', detail: `Active checkpoint '${name}' already exists for runner '${input.runnerId}'` };
+        }
+        if (!this.rows.has(input.name)) this.rows.set(input.name, { state: 'creating', holdsClaim: true });
+        return { ok: true, createdAtMs: Date.now() };
+      },
+      projectTransition: async (p) => this.project(p, false),
+      releaseClaim: async (p) => this.project(p, true),
+      loadRunnerPlan: async () => ({ ...this.plan }),
+      takeEpochWatermark: async () => ++this.epochCounter,
+      raiseAlert: async (a) => {
+        if (!this.alerts.some((x) => x.key === a.key && !x.resolved)) this.alerts.push({ key: a.key, severity: a.severity, resolved: false });
+      },
+      resolveAlert: async ({ key }) => {
+        for (const a of this.alerts) if (a.key === key) a.resolved = true;
+      },
+    };
+    const backend: BackendActivities = {
+      takeSnapshot: async (ref) => {
+        this.record('takeSnapshot', ref.name);
+        this.maybeFail('takeSnapshot');
+        this.snapshotExists = true;
+        return { vmid: this.plan.vmid };
+      },
+      deleteSnapshot: async (ref) => {
+        this.record('deleteSnapshot', ref.name);
+        this.maybeFail('deleteSnapshot');
+        this.snapshotExists = false;
+      },
+      assertVmUnchanged: async (ref) => {
+        this.record('assertVmUnchanged', ref.name);
+        this.maybeFail('assertVmUnchanged');
+      },
+      stopVm: async (ref) => {
+        this.record('stopVm', ref.name);
+        this.maybeFail('stopVm');
+        this.agent = this.agent ? { ...this.agent } : null;
+      },
+      rollbackVm: async (ref) => {
+        this.record('rollbackVm', ref.name);
+        this.maybeFail('rollbackVm');
+        if (!this.rollbackInProgress) {
+          this.rollbacksStarted += 1;
+          this.rollbackInProgress = true;
+        }
+        if (this.hangFirstRollback && Context.current().info.attempt === 1) {
+          this.signalRollbackHanging?.();
+          await new Promise<void>((_, reject) => Context.current().cancellationSignal.addEventListener('abort', () => reject(new Error('worker died'))));
+        }
+        this.rollbackInProgress = false;
+      },
+      startVm: async (ref) => {
+        this.record('startVm', ref.name);
+        this.maybeFail('startVm');
+        this.newSession();
+      },
+    };
+    const ci: CiActivities = {
+      pauseRunner: async (ref) => {
+        this.record('pauseRunner', ref.name);
+        this.maybeFail('pauseRunner');
+        this.paused = true;
+      },
+      unpauseRunner: async (ref) => {
+        this.record('unpauseRunner', ref.name);
+        this.maybeFail('unpauseRunner');
+        this.paused = false;
+      },
+      listRunningJobs: async (ref) => {
+        this.record('listRunningJobs', ref.name);
+        return this.runningJobs.shift() ?? { kind: 'jobs', jobIds: [] };
+      },
+      observeJob: async (ref) => {
+        this.record('observeJob', ref.name);
+        this.maybeFail('observeJob');
+        return this.jobObservation;
+      },
+      watchJob: async (input) => {
+        this.record('watchJob', input.name);
+        for (;;) {
+          if (this.watchOutcome) return { outcome: this.watchOutcome };
+          Context.current().heartbeat();
+          await Context.current().sleep(50);
+        }
+      },
+    };
+    const routes: RouteActivities = {
+      resolveAgentRoute: async (): Promise<AgentRoute | null> => {
+        if (!this.agent) return null;
+        return { instanceId: GATEWAY_INSTANCE, sessionEpoch: this.agent.epoch, legacy: this.agent.legacy, connectedForSeconds: 3600, declaredCommands: this.agent.declared };
+      },
+    };
+    return withFailureMapping({ ...store, ...backend, ...ci, ...routes } as any) as CheckpointActivities;
+  }
+
+  agentActivities(): AgentActivities {
+    return withFailureMapping({
+      runAgentCommand: async (input: AgentCommandInput): Promise<AgentCommandResult> => {
+        this.commandsRun.push(input);
+        if (!this.agent) throw new E2epoolError('agent_not_connected', 'agent not connected');
+        if (input.expectedEpoch !== this.agent.epoch) throw new E2epoolError('agent_stale_route', 'session changed');
+        if (this.agent.declared && !this.agent.declared.includes(input.name)) throw new E2epoolError('command_not_declared', `command '${input.name}' is not declared`);
+        const result = this.commandResults.get(input.name);
+        if (result === 'lose_session') {
+          this.newSession();
+          throw new E2epoolError('agent_not_connected', 'session lost while the command ran', { lost: true });
+        }
+        if (input.name === 'reset') this.newSession();
+        return result ?? { ok: true, exitCode: 0, stdout: '', stderr: '', durationMs: 1 };
+      },
+    }) as AgentActivities;
+  }
+
+  private project(p: ProjectionInput, release: boolean) {
+    if (this.projections.some((x) => x.name === p.name && x.seq === p.seq)) return;
+    this.projections.push(p);
+    const row = this.rows.get(p.name) ?? { state: 'creating', holdsClaim: true };
+    row.state = p.to;
+    if (release) row.holdsClaim = false;
+    if (p.fields?.finalizeStatus) row.finalizeStatus = p.fields.finalizeStatus;
+    if (p.fields?.finalizeSource) row.finalizeSource = p.fields.finalizeSource;
+    if (p.fields?.needsAttentionReason !== undefined) row.needsAttentionReason = p.fields.needsAttentionReason;
+    if (p.fields?.epochAtReset !== undefined) row.epochAtReset = p.fields.epochAtReset;
+    this.rows.set(p.name, row);
+  }
+}
