@@ -17,6 +17,6 @@ const files = (roots.length ? roots : ['test']).flatMap((r) => collect(r, []));
 if (files.length === 0) { console.error('no test files found'); process.exit(1); }
 const concurrency = process.env.E2EPOOL_TEST_CONCURRENCY ?? '2';
 const result = spawnSync(process.execPath, [
-  '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...flags, ...files,
+  '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', '--test-timeout=180000', ...flags, ...files,
 ], { stdio: 'inherit', env: process.env });
 process.exit(result.status ?? 1);

@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from './database.js';
 import type { ClaimInput, ClaimResult, ProjectionInput, RunnerPlan } from '../../activities/types.js';
 import { isEndState, type CheckpointState } from '../domain/checkpoint-states.js';
+import { parseRunnerOptions } from '../inventory/runner-config.js';
 
 type Row = Record<string, any>;
 
@@ -140,11 +141,10 @@ export async function loadRunnerPlan(db: Db, runnerId: string): Promise<RunnerPl
   if (!r) {
     return { exists: false, active: false, backend: 'bare_metal', successAction: 'reset', resetMode: 'reboot', pauseMethod: 'none', hasReadinessCommand: false, hasCleanupCommand: false, vmid: null };
   }
-  const options = (r.options ?? {}) as Record<string, unknown>;
   const hasCleanupCommand = Boolean(r.cleanup_cmd) || declared.includes('cleanup');
   const backend = r.backend as RunnerPlan['backend'];
-  const successAction = options.success_action === 'cleanup' || options.success_action === 'reset' ? options.success_action : hasCleanupCommand ? 'cleanup' : 'reset';
-  const resetMode = backend === 'proxmox' ? 'reboot' : options.reset_mode === 'reboot' || options.reset_mode === 'in_place' ? options.reset_mode : 'auto';
+  // One reading of the options column for everyone: the registry's.
+  const { successAction, resetMode } = parseRunnerOptions(r.options ?? {}, backend, hasCleanupCommand ? 'cleanup' : null);
   return {
     exists: true,
     active: Boolean(r.is_active),

@@ -34,7 +34,7 @@ export function quietTemporalRuntime(): void {
   if (runtimeQuieted) return;
   runtimeQuieted = true;
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger((process.env.E2EPOOL_TEST_TEMPORAL_LOG as any) || 'ERROR'), telemetryOptions: { logging: { forward: {}, filter: { core: 'ERROR', other: 'ERROR' } } } as any });
   } catch {
     // Already created by an earlier caller in this process: keep it.
   }

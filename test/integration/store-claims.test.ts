@@ -26,7 +26,7 @@ for (const { kind, create } of databaseKinds) {
       db = await create();
       await addRunner(db, 'r1', { gitlab_runner_id: 42 });
       await addRunner(db, 'r2', { drained: true });
-      await addRunner(db, 'r3', { cleanup_cmd: 'true', options: { reset_mode: 'in_place' } });
+      await addRunner(db, 'r3', { cleanup_cmd: 'true', options: { resetMode: 'in_place' } });
     });
     after(async () => db?.drop());
 
