@@ -16,11 +16,12 @@ const cli = yargs(hideBin(process.argv))
   .version(false)
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((msg, err) => {
-    if (err) {
+    if (err instanceof Error) {
       process.stderr.write(`Error: ${err.message}\n`);
       process.exit(1);
     }
-    process.stderr.write(`Error: ${msg}\nRun 'e2epool --help' for usage.\n`);
+    const text = msg || (typeof err === 'string' ? err : 'invalid usage');
+    process.stderr.write(`Error: ${text}\nRun 'e2epool --help' for usage.\n`);
     process.exit(usageExitCode);
   });
 

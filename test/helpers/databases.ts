@@ -24,7 +24,7 @@ export async function createPostgresDatabase(prefix = 'e2epool_test'): Promise<T
   try {
     await admin.connect();
   } catch (err) {
-    throw new Error(`PostgreSQL is required for this test at ${POSTGRES_ADMIN_URL}: ${(err as Error).message}`);
+    throw new Error(`PostgreSQL is required for this test at ${POSTGRES_ADMIN_URL}: ${(err as Error).message}`, { cause: err });
   }
   await admin.query(`create database ${name}`);
   await admin.end();

@@ -24,12 +24,6 @@ before(async () => {
 });
 after(async () => env?.teardown());
 
-interface Run {
-  world: FakeWorld;
-  taskQueue: string;
-  name: string;
-  handle: WorkflowHandle<typeof checkpointWorkflow>;
-}
 
 /** Runs `fn` with a checkpoint worker and a gateway worker serving `world`. */
 async function withWorkers<T>(world: FakeWorld, fn: (taskQueue: string) => Promise<T>): Promise<T> {
