@@ -1,0 +1,150 @@
+// Health answers: `/healthz` exactly as e2epool (SELECT 1), and `/health`, the operator summary of
+// operations.md, cheap enough to poll every few seconds (a few aggregate queries, a cached
+// Temporal probe).
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
+import { sql } from 'drizzle-orm';
+import { redactSecrets } from '../gateway/command-output.js';
+import { INSTANCE_STALE_SECONDS } from '../gateway/presence-store.js';
+import { redactDatabaseUrl, type Db } from '../store/database.js';
+import { readMaintenance, type MaintenanceState } from '../store/checkpoint-store.js';
+
+export const VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../package.json'), 'utf8'));
+    return String(pkg.version ?? 'unknown');
+  } catch {
+    return 'unknown';
+  }
+})();
+
+export type LivenessAnswer = { status: 'ok'; detail: null } | { status: 'unhealthy'; detail: string };
+
+/** Error text safe to show without authentication: no credentials, no tokens. */
+export function publicErrorText(err: unknown): string {
+  const text = err instanceof Error ? err.message || err.name : String(err);
+  return redactSecrets(redactDatabaseUrl(text)).slice(0, 500);
+}
+
+/** e2epool's `/healthz`: `SELECT 1`. */
+export async function liveness(db: Db): Promise<LivenessAnswer> {
+  try {
+    await db.execute(sql`select 1`);
+    return { status: 'ok', detail: null };
+  } catch (err) {
+    return { status: 'unhealthy', detail: publicErrorText(err) };
+  }
+}
+
+export interface HealthSummary {
+  status: 'healthy' | 'degraded' | 'unhealthy';
+  activeWorkers: number;
+  runners: { total: number; online: number; offline: number; busy: number; idle: number; paused: number; needsAttention: number };
+  queueDepth: number;
+  stats: { windowHours: 24; created: number; succeeded: number; failed: number; gcReset: number; successRate: number | null };
+  maintenance: MaintenanceState | null;
+  temporal: { reachable: boolean; namespace: string };
+  database: { reachable: boolean };
+  version: string;
+}
+
+export interface HealthDeps {
+  db: Db;
+  temporal?: { client: Client; namespace: string };
+  /** How long a Temporal probe result is reused (default 5 s). */
+  temporalProbeCacheMs?: number;
+}
+
+/** States in which the GitLab runner is (or may be) paused. */
+const PAUSED_STATES_SQL = sql.raw(`'pausing','confirming_idle','resetting','awaiting_readiness','releasing_claim','unpausing','needs_attention'`);
+/** Waiting for finalize work: finalize queued, cleaning, or resetting (isQueued). */
+const QUEUED_STATES_SQL = sql.raw(`'finalize_queued','cleaning','pausing','confirming_idle','resetting','awaiting_readiness','releasing_claim','unpausing'`);
+
+function toNumber(v: unknown): number {
+  return Number(v ?? 0);
+}
+
+export function createHealthReporter(deps: HealthDeps) {
+  const cacheMs = deps.temporalProbeCacheMs ?? 5000;
+  let probe: { at: number; reachable: boolean } | null = null;
+
+  async function temporalReachable(): Promise<boolean> {
+    if (!deps.temporal) return false;
+    if (probe && Date.now() - probe.at < cacheMs) return probe.reachable;
+    const { client } = deps.temporal;
+    let reachable: boolean;
+    try {
+      await client.connection.withDeadline(Date.now() + 2000, () => client.connection.workflowService.getSystemInfo({}));
+      reachable = true;
+    } catch {
+      reachable = false;
+    }
+    probe = { at: Date.now(), reachable };
+    return reachable;
+  }
+
+  async function summary(): Promise<HealthSummary> {
+    const namespace = deps.temporal?.namespace ?? 'default';
+    const [temporalOk, counts] = await Promise.all([temporalReachable(), readCounts(deps.db).catch(() => null)]);
+    const maintenance = counts ? await readMaintenance(deps.db).catch(() => null) : null;
+    const c = counts ?? { total: 0, online: 0, busy: 0, idle: 0, paused: 0, needsAttention: 0, queueDepth: 0, created: 0, succeeded: 0, failed: 0, gcReset: 0 };
+    const decided = c.succeeded + c.failed;
+    let status: HealthSummary['status'] = 'healthy';
+    if (!counts) status = 'unhealthy';
+    else if (!temporalOk || c.needsAttention > 0 || (c.total > 0 && c.total - c.online > c.total / 2)) status = 'degraded';
+    return {
+      status,
+      activeWorkers: c.online,
+      runners: { total: c.total, online: c.online, offline: c.total - c.online, busy: c.busy, idle: c.idle, paused: c.paused, needsAttention: c.needsAttention },
+      queueDepth: c.queueDepth,
+      stats: { windowHours: 24, created: c.created, succeeded: c.succeeded, failed: c.failed, gcReset: c.gcReset, successRate: decided ? Math.round((c.succeeded / decided) * 1000) / 1000 : null },
+      maintenance,
+      temporal: { reachable: temporalOk, namespace },
+      database: { reachable: counts !== null },
+      version: VERSION,
+    };
+  }
+
+  return { summary, temporalReachable };
+}
+
+async function readCounts(db: Db) {
+  const result: any = await db.execute(sql`
+    with active_runners as (select runner_id from runners where is_active),
+    online as (
+      select distinct p.runner_id from agent_presence p
+      join controller_instances i on i.instance_id = p.instance_id
+      where not i.draining and now() - i.last_seen < make_interval(secs => ${INSTANCE_STALE_SECONDS})
+        and p.runner_id in (select runner_id from active_runners)
+    ),
+    busy as (select distinct runner_id from checkpoints where holds_claim and runner_id in (select runner_id from active_runners))
+    select
+      (select count(*) from active_runners) as total,
+      (select count(*) from online) as online,
+      (select count(*) from busy) as busy,
+      (select count(*) from online where runner_id not in (select runner_id from busy)) as idle,
+      (select count(distinct runner_id) from checkpoints where state in (${PAUSED_STATES_SQL})) as paused,
+      (select count(distinct runner_id) from checkpoints where state = 'needs_attention') as needs_attention,
+      (select count(*) from checkpoints where state in (${QUEUED_STATES_SQL})) as queue_depth,
+      (select count(*) from checkpoints where created_done_at > now() - interval '24 hours') as created,
+      (select count(*) from checkpoints where ended_at > now() - interval '24 hours' and state in ('deleted','reset') and finalize_status = 'success') as succeeded,
+      (select count(*) from checkpoints where created_at > now() - interval '24 hours'
+         and (state in ('create_failed','needs_attention') or finalize_status = 'failure')) as failed,
+      (select count(*) from checkpoints where ended_at > now() - interval '24 hours' and state = 'gc_reset') as gc_reset`);
+  const row = (result.rows ?? result)[0] ?? {};
+  return {
+    total: toNumber(row.total),
+    online: toNumber(row.online),
+    busy: toNumber(row.busy),
+    idle: toNumber(row.idle),
+    paused: toNumber(row.paused),
+    needsAttention: toNumber(row.needs_attention),
+    queueDepth: toNumber(row.queue_depth),
+    created: toNumber(row.created),
+    succeeded: toNumber(row.succeeded),
+    failed: toNumber(row.failed),
+    gcReset: toNumber(row.gc_reset),
+  };
+}
