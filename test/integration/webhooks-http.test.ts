@@ -92,7 +92,7 @@ beforeEach(async () => {
 describe('POST /webhooks/gitlab', () => {
   it('answers 403 "secret not configured" with or without a token when no secret is set, and stores nothing', async () => {
     const app = await startApp({});
-    for (const headers of [{}, { 'x-gitlab-token': '' }, { 'x-gitlab-token': 'anything' }]) {
+    for (const headers of [{}, { 'x-gitlab-token': '' }, { 'x-gitlab-token': 'anything' }] as Array<Record<string, string>>) {
       const res = await post(`${app.url}/webhooks/gitlab`, jobHook('success'), { 'x-gitlab-event-uuid': 'u-1', ...headers });
       assert.equal(res.status, 403);
       assert.deepEqual(res.body, { detail: 'GitLab webhook secret not configured' });
@@ -103,7 +103,7 @@ describe('POST /webhooks/gitlab', () => {
 
   it('answers 403 "Invalid webhook token" for a missing, empty or wrong token', async () => {
     const app = await startApp({ gitlabSecret: GITLAB_SECRET });
-    for (const headers of [{}, { 'x-gitlab-token': '' }, { 'x-gitlab-token': `${GITLAB_SECRET}x` }, { 'x-gitlab-token': GITLAB_SECRET.slice(0, -1) }]) {
+    for (const headers of [{}, { 'x-gitlab-token': '' }, { 'x-gitlab-token': `${GITLAB_SECRET}x` }, { 'x-gitlab-token': GITLAB_SECRET.slice(0, -1) }] as Array<Record<string, string>>) {
       const res = await post(`${app.url}/webhooks/gitlab`, jobHook('success'), { 'x-gitlab-event-uuid': 'u-2', ...headers });
       assert.equal(res.status, 403);
       assert.deepEqual(res.body, { detail: 'Invalid webhook token' });
@@ -211,7 +211,7 @@ describe('POST /webhooks/github', () => {
   it('answers 403 "Invalid webhook signature" for a missing, bogus or other-secret signature, before any filtering', async () => {
     const app = await startApp({ githubSecret: GITHUB_SECRET });
     const raw = completed('success');
-    for (const headers of [{}, { 'x-hub-signature-256': 'sha256=invalidsignature' }, { 'x-hub-signature-256': sign(raw, 'other') }, { 'x-hub-signature-256': sign(`${raw} `) }]) {
+    for (const headers of [{}, { 'x-hub-signature-256': 'sha256=invalidsignature' }, { 'x-hub-signature-256': sign(raw, 'other') }, { 'x-hub-signature-256': sign(`${raw} `) }] as Array<Record<string, string>>) {
       const res = await post(`${app.url}/webhooks/github`, raw, { 'x-github-event': 'workflow_job', ...headers });
       assert.equal(res.status, 403);
       assert.deepEqual(res.body, { detail: 'Invalid webhook signature' });
