@@ -31,7 +31,7 @@ function activities(config: { gitlabUrl?: string; gitlabToken?: string } = { git
 const ref = (runnerId: string) => ({ runnerId, name: 'job-1-1700000000-abcd0001' });
 
 before(async () => {
-  sim = await startGitlabSimulator({ tokens: [GLOBAL_TOKEN], seed: { runners: [{ id: 7, contacted: true }, { id: 8, contacted: true }] } } as any);
+  sim = await startGitlabSimulator({ tokens: [GLOBAL_TOKEN], seed: { runners: [{ id: 7, contacted: true }, { id: 8, contacted: true }] } });
   // A second GitLab only the per-runner override points at.
   other = await startGitlabSimulator({ tokens: [RUNNER_TOKEN] });
   database = await createPgliteDatabase();
