@@ -19,7 +19,15 @@ export function validationFailed(items: ValidationDetailItem[]): E2epoolError {
  * `limit`. Mount it after the auth middleware, never before.
  */
 export function jsonBody(limit: string = DEFAULT_BODY_LIMIT): RequestHandler {
-  return express.json({ limit, strict: false, type: () => true });
+  const parse = express.json({ limit, strict: false, type: () => true });
+  return (req, res, next) => {
+    // An empty body is no body (pydantic's `missing` at ['body']), not an empty object.
+    if (req.headers['content-length'] === '0') {
+      next();
+      return;
+    }
+    parse(req, res, next);
+  };
 }
 
 /** Validates `req.body` against `schema` the way FastAPI did: a missing body is one `missing` item. */
