@@ -92,7 +92,7 @@ describe('runAgentCommand', () => {
     const route = (await until(async () => {
       const r = await routeOf('r1');
       return r && !r.legacy ? r : null;
-    }))!;
+    }));
     agent.onCommand = async (f) => {
       await new Promise((r) => setTimeout(r, 150));
       return reply(f, 0, 'clean\n');
@@ -136,7 +136,7 @@ describe('runAgentCommand', () => {
     const route = (await until(async () => {
       const r = await routeOf('r2');
       return r && !r.legacy ? r : null;
-    }))!;
+    }));
     agent.onCommand = () => {
       agent.ws.terminate(); // the host reboots mid-command
       return undefined;
@@ -150,7 +150,7 @@ describe('runAgentCommand', () => {
     const route = (await until(async () => {
       const r = await routeOf('r1');
       return r && r.legacy ? r : null;
-    }))!;
+    }));
     agent.onCommand = (f) => reply(f, 0, `ran ${f.payload.cmd}`);
     const reset = await runActivity(agentActs.runAgentCommand, [command('r1', 'reset', route.sessionEpoch, 60)]).result;
     assert.equal(reset.ok, true);

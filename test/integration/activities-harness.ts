@@ -79,11 +79,12 @@ export async function createProxmoxRunner(
   return { token };
 }
 
-export async function until<T>(check: () => T | Promise<T>, timeoutMs = 5000, stepMs = 5): Promise<T> {
+/** Polls `check` until it gives a truthy value, and returns that value. */
+export async function until<T>(check: () => T | Promise<T>, timeoutMs = 5000, stepMs = 5): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value;
+    if (value) return value as NonNullable<T>;
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, stepMs));
   }

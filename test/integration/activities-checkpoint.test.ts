@@ -1,0 +1,241 @@
+// One full checkpoint workflow on the time-skipping test server with the real activities: a Proxmox
+// runner from the registry (PGlite) on the Proxmox simulator, its GitLab runner in the GitLab
+// simulator, and an agent over a real WebSocket that drops when the VM stops and reconnects when it
+// starts. A failure finalize must end `reset` with the disk restored and the runner unpaused.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { asc, eq } from 'drizzle-orm';
+import { WithStartWorkflowOperation } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities, createGatewayActivities, gatewayTaskQueue } from '../../activities/index.js';
+import { checkpointTransitions, checkpoints, nodeLeases } from '../../db/schema.js';
+import { mintCheckpointName } from '../../src/domain/checkpoint-name.js';
+import { createAgentGateway, type AgentGateway } from '../../src/gateway/index.js';
+import type { RunnerRegistry } from '../../src/inventory/registry.js';
+import { startGitlabSimulator, type GitlabSimulator } from '../../sim/gitlab/index.js';
+import { startProxmoxSimulator, type ProxmoxSimulator } from '../../sim/proxmox/index.js';
+import { checkpointWorkflow } from '../../workflows/checkpoint.js';
+import { checkpointQuery, createUpdate, finalizeSignal, type CheckpointTimings } from '../../workflows/messages.js';
+import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
+import { bundleWorkflowsOnce, startTimeSkippingEnv } from '../helpers/temporal.js';
+import { captureLogger, createProxmoxRunner, newRegistry, until } from './activities-harness.js';
+import { TestAgent, type Frame } from './gateway-harness.js';
+
+const GITLAB_TOKEN = 'glpat-checkpoint-Secret9';
+const INSTANCE_ID = 'itest-instance';
+
+// Real seconds: time skipping stays locked (we never wait on the result while it runs), so the
+// real activities are never overtaken by skipped time.
+const timings: CheckpointTimings = {
+  createAcceptWindowSeconds: 60,
+  createWaitForCleanupSeconds: 5,
+  cooldownSeconds: 0,
+  ttlSeconds: 3600,
+  maxTtlSeconds: 86400,
+  pollerEnabled: false,
+  pollerIntervalSeconds: 20,
+  pollerMinAgeSeconds: 120,
+  readinessTimeoutSeconds: 30,
+  readinessPollIntervalSeconds: 1,
+  readinessStableSeconds: 0,
+  resetSettleSeconds: 1,
+  ownJobGraceSeconds: 30,
+  foreignJobGraceSeconds: 30,
+  idlePollSeconds: 1,
+  pauseBudgetSeconds: 30,
+  unpauseAlertAfterSeconds: 600,
+  agentRouteAttempts: 3,
+  commandTimeoutSeconds: 10,
+  backendStepTimeoutSeconds: 30,
+};
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+let database: TestDatabase;
+let registry: RunnerRegistry;
+let proxmox: ProxmoxSimulator;
+let gitlab: GitlabSimulator;
+let gateway: AgentGateway;
+let server: http.Server;
+let wsUrl: string;
+const log = captureLogger('info');
+
+before(async () => {
+  [env, bundle, database, proxmox, gitlab] = await Promise.all([
+    startTimeSkippingEnv(),
+    bundleWorkflowsOnce(),
+    createPgliteDatabase(),
+    startProxmoxSimulator({ durations: { qmsnapshot: 30, qmrollback: 60, qmstop: 30, qmstart: 30, qmdelsnapshot: 30 }, vms: [{ node: 'pve1', vmid: 101, tags: ['e2epool'], disk: { marker: 'clean' } }] }),
+    startGitlabSimulator({ tokens: [GITLAB_TOKEN], seed: { runners: [{ id: 7, contacted: true }] } }),
+  ]);
+  registry = newRegistry(database.db);
+  gateway = createAgentGateway({
+    db: database.db,
+    instanceId: INSTANCE_ID,
+    logger: log.logger,
+    heartbeatIntervalSeconds: 30,
+    heartbeatTimeoutSeconds: 90,
+    authenticate: async (runnerId, token) => {
+      const runner = await registry.authenticateRunnerToken(token);
+      return runner && (runnerId === undefined || runner.runnerId === runnerId) ? { runnerId: runner.runnerId } : null;
+    },
+    requests: {
+      create: async () => ({}),
+      finalize: async () => ({}),
+      status: async () => ({}),
+    } as any,
+    tuning: { closeTimeoutMs: 300 },
+  });
+  server = http.createServer((_req, res) => res.end());
+  gateway.attach(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  wsUrl = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws/agent`;
+  await gateway.registerInstance();
+});
+
+after(async () => {
+  await gateway?.close();
+  server?.closeAllConnections();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await env?.teardown();
+  await proxmox?.stop();
+  await gitlab?.stop();
+  await database?.drop();
+});
+
+/** Plays the runner's agent: answers readiness, and lives and dies with the VM. */
+class VmAgent {
+  sessions: TestAgent[] = [];
+  /** Which session (1 = the first) each readiness command arrived on. */
+  readinessSessions: number[] = [];
+  private connecting: Promise<void> | null = null;
+
+  constructor(private readonly runnerId: string, private readonly token: string) {}
+
+  async connect(): Promise<void> {
+    const agent = await TestAgent.connect(wsUrl, { runnerId: this.runnerId, token: this.token });
+    const session = this.sessions.length + 1;
+    agent.onCommand = (f: Frame): Frame => {
+      if (f.payload?.command === 'readiness') this.readinessSessions.push(session);
+      return { id: f.id, status: 'ok', data: { exit_code: 0, stdout: 'ready\n', stderr: '' } };
+    };
+    const hello = await agent.request('hello', { protocol: 2, agent_version: 'itest', boot_id: `boot-${session}`, commands: ['readiness'] });
+    assert.equal(hello.status, 'ok');
+    this.sessions.push(agent);
+  }
+
+  /** Power hook: the guest (and its agent) dies on stop and comes back on start. */
+  onPower(status: 'running' | 'stopped'): void {
+    const live = this.sessions.at(-1);
+    if (status === 'stopped') {
+      live?.ws.terminate();
+      return;
+    }
+    this.connecting = this.connect().catch((err: unknown) => {
+      log.logger.error({ err: String(err) }, 'test agent could not reconnect');
+    });
+  }
+
+  async settle(): Promise<void> {
+    await this.connecting;
+  }
+
+  async close(): Promise<void> {
+    await this.settle();
+    for (const s of this.sessions) if (s.isOpen) await s.close();
+  }
+}
+
+describe('checkpoint workflow with the real activities', { timeout: 120_000 }, () => {
+  it('failure finalize: pause, idle, stop/rollback/start, readiness on the new session, delete, release, unpause → reset', async () => {
+    const { token } = await createProxmoxRunner(registry, proxmox, { runner_id: 'pve-runner', gitlab_runner_id: 7, proxmox_required_tag: 'e2epool', readiness_cmd: '/opt/ready.sh' });
+    const agent = new VmAgent('pve-runner', token);
+    await agent.connect();
+    const unhook = proxmox.onVmPowerChange((vmid, status) => {
+      if (vmid === 101) agent.onPower(status);
+    });
+
+    const taskQueue = 'checkpoint-real-activities';
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities({
+        db: database.db,
+        registry,
+        logger: log.logger,
+        instanceId: INSTANCE_ID,
+        httpTimeoutMs: 2000,
+        gitlabUrl: gitlab.url,
+        gitlabToken: GITLAB_TOKEN,
+        backendTuning: { pollIntervalMs: 20, powerStateTimeoutMs: 5000, leaseRetryMs: 50 },
+      }),
+    });
+    const gatewayWorker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: gatewayTaskQueue(INSTANCE_ID),
+      activities: createGatewayActivities({ gateway, registry, logger: log.logger }),
+    });
+
+    const name = mintCheckpointName('4242', Math.floor(Date.now() / 1000), 'c0ffee01');
+    const scenario = async () => {
+      const start = new WithStartWorkflowOperation(checkpointWorkflow, {
+        workflowId: name,
+        taskQueue,
+        args: [{ name, runnerId: 'pve-runner', jobId: '4242', backend: 'proxmox', timings }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      });
+      const created = await env.client.workflow.executeUpdateWithStart(createUpdate, {
+        args: [{ deadlineMs: (await env.currentTimeMs()) + 60_000 }],
+        updateId: 'create',
+        startWorkflowOperation: start,
+      });
+      assert.deepEqual(created, { name, state: 'created' });
+      const handle = await start.workflowHandle();
+      assert.ok(proxmox.state.vms.get(101)!.snapshots.has(name), 'the snapshot exists once create answered');
+      const [row] = await database.db.select().from(checkpoints).where(eq(checkpoints.name, name));
+      assert.equal(row!.vmid, 101);
+
+      // The job dirties the machine, then fails.
+      proxmox.state.setDisk(101, { marker: 'dirty' });
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      // Wait in real time (a query does not unlock time skipping), then read the result.
+      await until(async () => (await handle.query(checkpointQuery)).state === 'reset', 60_000, 100);
+      assert.equal(await handle.result(), 'reset');
+    };
+    try {
+      await gatewayWorker.runUntil(worker.runUntil(scenario()));
+    } finally {
+      unhook();
+      await agent.close();
+    }
+
+    const vm = proxmox.state.vms.get(101)!;
+    assert.equal(vm.disk.marker, 'clean', 'the VM disk is back to the checkpoint');
+    assert.equal(vm.status, 'running');
+    assert.equal(vm.snapshots.has(name), false, 'the snapshot was deleted after readiness');
+    assert.equal(proxmox.callsTo('snapshot-rollback').length, 1);
+
+    assert.equal(gitlab.api.getRunner(7).paused, false, 'the runner is unpaused');
+    assert.deepEqual(gitlab.api.calls({ endpoint: 'updateRunner' }).map((c) => c.body), [{ paused: true }, { paused: false }]);
+    assert.ok(gitlab.api.calls({ endpoint: 'listRunnerJobs' }).length >= 2, 'idle was confirmed with two answers');
+
+    const [row] = await database.db.select().from(checkpoints).where(eq(checkpoints.name, name));
+    assert.equal(row!.state, 'reset');
+    assert.equal(row!.holdsClaim, false);
+    assert.equal(row!.finalizeStatus, 'failure');
+    const states = (await database.db.select().from(checkpointTransitions).where(eq(checkpointTransitions.checkpointName, name)).orderBy(asc(checkpointTransitions.seq))).map((t) => t.toState);
+    assert.deepEqual(states, ['creating', 'created', 'finalize_queued', 'pausing', 'confirming_idle', 'resetting', 'awaiting_readiness', 'releasing_claim', 'unpausing', 'reset']);
+
+    // Readiness ran on the session opened after the VM started, whose epoch exceeds the reset watermark.
+    assert.equal(agent.sessions.length, 2, 'the agent reconnected once, after the start');
+    assert.deepEqual(agent.readinessSessions, [2], 'readiness ran on the second session only');
+    assert.ok(row!.epochAtReset !== null);
+    assert.deepEqual(await database.db.select().from(nodeLeases), []);
+    assert.ok(!log.lines.some((l) => l.includes(GITLAB_TOKEN) || l.includes('sim-secret')), 'no secret in the logs');
+  });
+});
