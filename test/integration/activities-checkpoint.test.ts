@@ -150,7 +150,7 @@ class VmAgent {
 }
 
 describe('checkpoint workflow with the real activities', { timeout: 120_000 }, () => {
-  it('failure finalize: pause, idle, stop/rollback/start, readiness on the new session, delete, release, unpause → reset', async () => {
+  it('failure finalize: pause, idle, stop/rollback (retried, attached)/start, readiness on the new session, delete, release, unpause → reset', async () => {
     const { token } = await createProxmoxRunner(registry, proxmox, { runner_id: 'pve-runner', gitlab_runner_id: 7, proxmox_required_tag: 'e2epool', readiness_cmd: '/opt/ready.sh' });
     const agent = new VmAgent('pve-runner', token);
     await agent.connect();
@@ -202,10 +202,18 @@ describe('checkpoint workflow with the real activities', { timeout: 120_000 }, (
 
       // The job dirties the machine, then fails.
       proxmox.state.setDisk(101, { marker: 'dirty' });
+      // The rollback POST is carried out but its answer is lost: Temporal's second attempt must attach
+      // to the task the first one started (same first-scheduled time), not roll back twice.
+      proxmox.inject({ type: 'timeout', op: 'snapshot-rollback', afterHandling: true, times: 1 });
+      proxmox.inject({ type: 'slow', op: 'snapshot-rollback', durationMs: 6000, times: 1 });
       await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
       // Wait in real time (a query does not unlock time skipping), then read the result.
       await until(async () => (await handle.query(checkpointQuery)).state === 'reset', 60_000, 100);
       assert.equal(await handle.result(), 'reset');
+      const events = (await handle.fetchHistory()).events ?? [];
+      const rollbackScheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'rollbackVm');
+      const rollbackStarted = events.find((e) => Number(e.activityTaskStartedEventAttributes?.scheduledEventId) === Number(rollbackScheduled?.eventId));
+      assert.equal(rollbackStarted?.activityTaskStartedEventAttributes?.attempt, 2, 'the rollback activity succeeded on its second attempt');
     };
     try {
       await gatewayWorker.runUntil(worker.runUntil(scenario()));
@@ -218,7 +226,9 @@ describe('checkpoint workflow with the real activities', { timeout: 120_000 }, (
     assert.equal(vm.disk.marker, 'clean', 'the VM disk is back to the checkpoint');
     assert.equal(vm.status, 'running');
     assert.equal(vm.snapshots.has(name), false, 'the snapshot was deleted after readiness');
-    assert.equal(proxmox.callsTo('snapshot-rollback').length, 1);
+    assert.equal(proxmox.callsTo('snapshot-rollback').length, 1, 'one rollback POST across both attempts');
+    assert.equal(proxmox.state.tasks.filter((t) => t.type === 'qmrollback').length, 1);
+    assert.ok(log.lines.some((l) => l.includes('proxmox rollback: attached')), 'the second attempt attached to the running task');
 
     assert.equal(gitlab.api.getRunner(7).paused, false, 'the runner is unpaused');
     assert.deepEqual(gitlab.api.calls({ endpoint: 'updateRunner' }).map((c) => c.body), [{ paused: true }, { paused: false }]);
