@@ -148,7 +148,10 @@ export function startDemoJobs(opts: DemoJobsOptions): DemoJobs {
     else if (!abort.signal.aborted) logger.warn({ runnerId: runner.runnerId, checkpoint, error: firstLine(outcome.stderr) }, 'demo job: e2epool finalize failed');
   }
 
-  async function runJob(runner: DemoJobRunner, job: SimJob, signal: AbortSignal): Promise<SimJobResult> {
+  async function runJob(runner: DemoJobRunner, job: SimJob, loopSignal: AbortSignal): Promise<SimJobResult> {
+    // Our own stop (a signal) ends the job at once, before the runner loop is stopped.
+    const signal = AbortSignal.any([loopSignal, abort.signal]);
+    if (signal.aborted) return 'canceled';
     stats.started += 1;
     let checkpoint: string;
     try {

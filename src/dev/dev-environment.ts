@@ -17,6 +17,7 @@ import { startGitlabSimulator, type GitlabSimulator } from '../../sim/gitlab/ind
 import { DEMO_VM_TAG, generateToken, planDemoRunners, writeDemoInventory, type DemoRunner } from './demo-inventory.js';
 import { startGuestAgents, type GuestAgents } from './guest-agents.js';
 import { startDemoJobs, type DemoJobs, type DemoJobsOptions } from './demo-jobs.js';
+import { routeTemporalSdkLogs } from './temporal-sdk-logs.js';
 
 export type SimProfile = 'fast' | 'realistic';
 
@@ -64,7 +65,10 @@ export interface DevEnvironment {
   runners: DevRunnerInfo[];
   config: Config;
   demoJobs: DemoJobs | undefined;
-  /** Synchronous first step of a stop (for signal handlers): nothing new is started. */
+  /**
+   * Synchronous first step of a stop for signal handlers (where the process-group hook already
+   * signals every child): nothing new is started and the Temporal server is told to stop.
+   */
   beginStop(): void;
   /** Stops everything in reverse order; resolves when no child process is left. Idempotent. */
   stop(): Promise<void>;
@@ -301,6 +305,7 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
       throw err;
     }
 
+    routeTemporalSdkLogs(logger);
     let controller: Controller;
     try {
       controller = await startController(config, { logger });
@@ -353,7 +358,7 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
 
     const agentInfo = new Map(agents.agents().map((a) => [a.runnerId, a]));
     let stopping: Promise<void> | undefined;
-    const beginStop = () => {
+    const quiesce = () => {
       for (const step of beginStops) step();
     };
     return {
@@ -377,10 +382,15 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
       })),
       config,
       demoJobs,
-      beginStop,
+      beginStop() {
+        quiesce();
+        // On a signal the process-group hook ends every child group at once; stopping the
+        // Temporal server ourselves marks its exit as expected.
+        void temporal.stop();
+      },
       stop() {
         stopping ??= (async () => {
-          beginStop();
+          quiesce();
           await runCleanups();
         })();
         return stopping;

@@ -1,0 +1,192 @@
+// `e2epool dev` as a new user runs it: it prints its addresses, the API and the Temporal Web UI
+// answer, demo jobs start checkpoint workflows that reach an end state on their own, and SIGTERM (or
+// SIGINT during start-up) exits 0 leaving no process of the run behind. A port in use fails at once
+// with one line naming the port and the flag.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { findFreePort } from '../../temporal/free-port.js';
+import { isProcessGroupAlive } from '../../temporal/process-group.js';
+import { repoRoot } from '../../temporal/tool-paths.js';
+import { eventually, listProcesses, type ProcessEntry } from '../helpers/process-table.js';
+import { requireTemporalBinaries } from '../helpers/temporal.js';
+
+interface DevRun {
+  child: ChildProcess;
+  dir: string;
+  output: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const dirs: string[] = [];
+const runs: DevRun[] = [];
+
+function startDev(extra: string[]): DevRun {
+  const dir = mkdtempSync(path.join(tmpdir(), 'e2epool-dev-test-'));
+  dirs.push(dir);
+  const env: NodeJS.ProcessEnv = {};
+  // A user's E2EPOOL_* settings would change what dev does; the test wants the defaults.
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('E2EPOOL_') || key === 'E2EPOOL_TEMPORAL_CLI') env[key] = value;
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin', 'e2epool.js'), 'dev', '--data-dir', path.join(dir, '.data'), ...extra], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+  });
+  let output = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const run = { child, dir, output: () => output, stderr: () => stderr, exited };
+  runs.push(run);
+  return run;
+}
+
+/** Every process of the run: its command line names the run's temporary directory. */
+const processesOf = (run: DevRun): ProcessEntry[] => listProcesses().filter((p) => p.pid !== run.child.pid && p.command.includes(run.dir));
+
+async function freePorts(): Promise<string[]> {
+  return ['--port', String(await findFreePort()), '--temporal-port', String(await findFreePort()), '--ui-port', String(await findFreePort())];
+}
+
+function field(output: string, label: string): string {
+  const value = new RegExp(`${label}:\\s+(\\S+)`).exec(output)?.[1];
+  assert.ok(value, `no "${label}" line in:\n${output}`);
+  return value;
+}
+
+async function assertNothingLeft(run: DevRun, groups: number[]): Promise<void> {
+  const gone = await eventually(() => processesOf(run).length === 0 && groups.every((g) => !isProcessGroupAlive(g)), 5_000, 100);
+  assert.ok(gone, `left behind: ${JSON.stringify(processesOf(run))} groups alive: ${groups.filter(isProcessGroupAlive).join(',')}`);
+}
+
+void describe('e2epool dev', { concurrency: true }, () => {
+  // After a failed assertion: stop the run the way a user would, then make sure of it. Only
+  // processes whose command line names this test's own directory are touched.
+  after(async () => {
+    for (const run of runs) {
+      if (run.child.exitCode === null && run.child.signalCode === null) {
+        run.child.kill('SIGTERM');
+        const stopped = await Promise.race([run.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 20_000))]);
+        if (!stopped) run.child.kill('SIGKILL');
+      }
+      for (const p of processesOf(run)) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  void test('runs the whole system: demo checkpoints reach an end state; SIGTERM stops everything and exits 0', { timeout: 150_000 }, async () => {
+    requireTemporalBinaries(['cli']);
+    const startedAt = Date.now();
+    const run = startDev(await freePorts());
+    const up = await eventually(() => run.output().includes('Press Ctrl-C to stop.') || run.child.exitCode !== null, 60_000, 100);
+    assert.ok(up && run.child.exitCode === null, `dev did not come up:\n${run.output()}`);
+    const readyMs = Date.now() - startedAt;
+    const apiUrl = field(run.output(), 'API');
+    const uiUrl = field(run.output(), 'Temporal Web UI');
+    const temporalAddress = field(run.output(), 'Temporal');
+    const adminToken = field(run.output(), 'Admin token');
+    assert.match(run.output(), /Proxmox sim:\s+https:\/\/127\.0\.0\.1:\d+/);
+    assert.match(run.output(), /GitLab sim:\s+http:\/\/127\.0\.0\.1:\d+/);
+
+    const health = await fetch(`${apiUrl}/healthz`);
+    assert.equal(health.status, 200);
+    assert.equal(((await health.json()) as { status: string }).status, 'ok');
+    const ui = await fetch(uiUrl);
+    await ui.body?.cancel();
+    assert.equal(ui.status, 200);
+    const unauthorized = await fetch(`${apiUrl}/api/checkpoints`);
+    await unauthorized.body?.cancel();
+    assert.notEqual(unauthorized.status, 200, 'the admin listing needs the printed token');
+
+    // Every demo host runs an agent in its own process group (the Temporal server too).
+    const agents = () => processesOf(run).filter((p) => / agent --config /.test(p.command));
+    assert.ok(await eventually(() => agents().length === 3, 10_000, 100), `agents: ${JSON.stringify(processesOf(run))}`);
+    const groups = [...new Set(processesOf(run).map((p) => p.pgid))];
+    assert.ok(groups.length >= 4, `process groups: ${groups.join(',')}`);
+
+    const connection = await Connection.connect({ address: temporalAddress });
+    try {
+      const client = new Client({ connection });
+      const listed = async () => {
+        const ids: string[] = [];
+        for await (const wf of client.workflow.list({ query: 'WorkflowType = "checkpointWorkflow"' })) ids.push(wf.workflowId);
+        return ids;
+      };
+      let workflows: string[] = [];
+      const started = await eventually(async () => (workflows = await listed()).length > 0, 60_000, 1_000);
+      assert.ok(started, `no checkpoint workflow in Temporal:\n${run.output().slice(-3000)}`);
+      assert.match(workflows[0]!, /^job-\d+-\d+-[0-9a-f]{8}$/);
+    } finally {
+      await connection.close();
+    }
+
+    let ended: { name: string; state: string } | undefined;
+    const finished = await eventually(
+      async () => {
+        const res = await fetch(`${apiUrl}/api/checkpoints?limit=100`, { headers: { authorization: `Bearer ${adminToken}` } });
+        assert.equal(res.status, 200);
+        const body = (await res.json()) as { items: Array<{ name: string; state: string }> };
+        ended = body.items.find((c) => c.state === 'deleted' || c.state === 'reset');
+        return ended !== undefined;
+      },
+      90_000,
+      1_000,
+    );
+    assert.ok(finished, `no checkpoint reached deleted/reset:\n${run.output().slice(-3000)}`);
+    const firstEndMs = Date.now() - startedAt;
+    process.stdout.write(`# dev ready after ${readyMs} ms; first checkpoint ${ended!.name} ${ended!.state} after ${firstEndMs} ms\n`);
+
+    run.child.kill('SIGTERM');
+    const { code } = await run.exited;
+    assert.equal(code, 0, run.output().slice(-3000));
+    assert.match(run.output(), /e2epool dev stopped\./);
+    assert.doesNotMatch(run.stderr(), /Error/);
+    await assertNothingLeft(run, groups);
+  });
+
+  void test('SIGINT during start-up stops what was started and exits 0', { timeout: 60_000 }, async () => {
+    requireTemporalBinaries(['cli']);
+    const run = startDev(await freePorts());
+    const temporalUp = await eventually(() => processesOf(run).some((p) => p.command.includes('start-dev')) || run.child.exitCode !== null, 30_000, 50);
+    assert.ok(temporalUp && run.child.exitCode === null, `the Temporal server never started:\n${run.output()}`);
+    const groups = [...new Set(processesOf(run).map((p) => p.pgid))];
+    run.child.kill('SIGINT');
+    const { code } = await run.exited;
+    assert.equal(code, 0, run.output());
+    assert.doesNotMatch(run.output(), /Press Ctrl-C to stop/);
+    await assertNothingLeft(run, groups);
+  });
+
+  void test('a port in use fails at once with one line naming the port and the flag', { timeout: 30_000 }, async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const ports = await freePorts();
+      ports[1] = String(port);
+      const run = startDev(ports);
+      const { code } = await run.exited;
+      assert.equal(code, 1);
+      assert.equal(run.stderr().trim(), `Error: port ${port} (API) is in use; choose another with --port <port>`);
+      assert.deepEqual(processesOf(run), []);
+    } finally {
+      blocker.close();
+    }
+  });
+});
