@@ -1,11 +1,12 @@
 // The one place that turns errors into Temporal failures: a stable code becomes the failure type,
 // and the error-code table decides whether Temporal retries it.
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { E2epoolError, isErrorCode, isRetryable } from '../src/domain/errors.js';
 import { redactSecrets, truncateOutput } from '../src/redaction.js';
 
 export function toActivityFailure(err: unknown): unknown {
-  if (err instanceof ApplicationFailure) return err;
+  // Cancellation must reach Temporal as cancellation, not as a retryable failure.
+  if (err instanceof ApplicationFailure || err instanceof CancelledFailure) return err;
   if (err instanceof E2epoolError) {
     return ApplicationFailure.create({
       type: err.code,
@@ -29,9 +30,9 @@ function sanitizeExtra(extra: Record<string, unknown>): Record<string, unknown> 
 }
 
 /** Wraps every function of an activity object so thrown errors are mapped in one place. */
-export function withFailureMapping<T extends Record<string, (...args: any[]) => Promise<any>>>(activities: T): T {
+export function withFailureMapping<T extends { [K in keyof T]: (...args: any[]) => Promise<any> }>(activities: T): T {
   const wrapped: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(activities)) {
+  for (const [name, fn] of Object.entries(activities) as Array<[string, (...args: unknown[]) => Promise<unknown>]>) {
     wrapped[name] = async (...args: unknown[]) => {
       try {
         return await fn(...args);

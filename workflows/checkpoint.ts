@@ -50,9 +50,8 @@ import {
   type ReleaseSignal,
   type RetryResetSignal,
 } from './messages.js';
+import { CheckpointStateSearchAttribute, NeedsAttentionSearchAttribute } from '../temporal/search-attributes.js';
 
-const SA_STATE = 'CheckpointState';
-const SA_NEEDS_ATTENTION = 'NeedsAttention';
 
 type CreateOutcome = { ok: true } | { ok: false; code: string; detail: string };
 type OperatorRequest = { kind: 'retry_reset'; signal: RetryResetSignal } | { kind: 'release'; signal: ReleaseSignal };
@@ -177,6 +176,13 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
   });
 
   // --- helpers ----------------------------------------------------------------------------------
+  function publishState() {
+    upsertSearchAttributes([
+      { key: CheckpointStateSearchAttribute, value: cp.state },
+      { key: NeedsAttentionSearchAttribute, value: cp.state === 'needs_attention' },
+    ]);
+  }
+
   async function transition(event: CheckpointEvent, detail?: string, fields: ProjectionInput['fields'] = {}, via: 'project' | 'release' = 'project') {
     const from = cp.state === 'new' ? null : cp.state;
     const result = applyEvent(cp, event);
@@ -194,7 +200,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     if (via === 'release') await store.releaseClaim(projection);
     else await store.projectTransition(projection);
     if (!result.ignored) {
-      upsertSearchAttributes({ [SA_STATE]: [cp.state], [SA_NEEDS_ATTENTION]: [cp.state === 'needs_attention'] });
+      publishState();
     }
     return result;
   }
@@ -289,7 +295,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
       return 'rejected';
     }
     cp = applyEvent(cp, { type: 'claimed' }).snapshot; // claimRunner projected 'creating' itself (seq 0)
-    upsertSearchAttributes({ [SA_STATE]: ['creating'], [SA_NEEDS_ATTENTION]: [false] });
+    publishState();
 
     const plan: RunnerPlan = await store.loadRunnerPlan({ runnerId: input.runnerId });
     let vmid: number | null = plan.vmid;

@@ -3,6 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -78,6 +79,18 @@ async function waitForState(handle: WorkflowHandle, state: string, maxSteps = 20
   assert.fail(`checkpoint never reached ${state}; it is ${q.state} (step ${q.step})`);
 }
 
+/**
+ * With E2EPOOL_RECORD_HISTORIES=1 the finished history of a path is written to test/replay/histories,
+ * where the replay test checks today's workflow code against it.
+ */
+async function recordHistory(handle: WorkflowHandle, path: string) {
+  if (process.env.E2EPOOL_RECORD_HISTORIES !== '1') return;
+  const history = await handle.fetchHistory();
+  const file = new URL(`../replay/histories/${path}.json`, import.meta.url);
+  mkdirSync(new URL('.', file), { recursive: true });
+  writeFileSync(file, JSON.stringify(history, null, 1));
+}
+
 function order(world: FakeWorld, ...names: string[]) {
   const firstIndex = (n: string) => world.calls.findIndex((c) => c.name === n);
   for (let i = 1; i < names.length; i++) {
@@ -101,6 +114,7 @@ describe('checkpoint workflow', () => {
       assert.equal(world.callCount('rollbackVm'), 0);
       assert.equal(world.snapshotExists, false);
       assert.deepEqual(world.commandsRun.map((c) => c.name), ['cleanup']);
+      await recordHistory(handle, 'success-cleanup');
     });
   });
 
@@ -121,6 +135,7 @@ describe('checkpoint workflow', () => {
         assert.ok(readiness[0]!.expectedEpoch > world.rows.get(name)!.epochAtReset!, 'readiness ran on a session newer than the reset');
         assert.equal(world.paused, false);
         assert.equal(world.rows.get(name)!.finalizeStatus, status);
+        await recordHistory(handle, `${status}-${successAction}-reset`);
       });
     }
   });
@@ -134,6 +149,7 @@ describe('checkpoint workflow', () => {
       assert.equal(await handle.result(), 'reset');
       assert.equal(world.rows.get(name)!.finalizeStatus, 'canceled');
       assert.equal(world.rows.get(name)!.finalizeSource, 'cancel');
+      await recordHistory(handle, 'cancel');
     });
   });
 
@@ -146,6 +162,7 @@ describe('checkpoint workflow', () => {
       assert.equal(await handle.result(), 'gc_reset');
       assert.equal(world.callCount('observeJob'), 1);
       assert.ok(world.statesOf(name).includes('resetting'));
+      await recordHistory(handle, 'ttl-job-finished');
     });
   });
 
@@ -162,6 +179,7 @@ describe('checkpoint workflow', () => {
       assert.equal(world.callCount('rollbackVm'), 0, 'no reset past the maximum age');
       // GitLab errors extend too: they are never a reason to reset.
       await handle.signal(releaseSignal, { actor: 'test', deleteSnapshot: true });
+      await recordHistory(handle, 'ttl-max-age-release');
       assert.equal(await handle.result(), 'released');
     });
   });
@@ -178,6 +196,7 @@ describe('checkpoint workflow', () => {
       assert.equal(q.ttlExtensions, 1);
       await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
       assert.equal(await handle.result(), 'reset');
+      await recordHistory(handle, 'ttl-gitlab-error-extended');
     });
   });
 
@@ -189,6 +208,7 @@ describe('checkpoint workflow', () => {
       const { handle } = await create(tq, inputFor(name, { projectId: '7' }, { pollerMinAgeSeconds: 30 }));
       assert.equal(await handle.result(), 'reset');
       assert.equal(world.rows.get(name)!.finalizeSource, 'poller');
+      await recordHistory(handle, 'poller-finalize');
       assert.equal(world.rows.get(name)!.finalizeStatus, 'failure');
     });
   });
@@ -206,6 +226,7 @@ describe('checkpoint workflow', () => {
       assert.equal(world.rows.get(name)!.finalizeStatus, 'success');
       assert.equal(world.rows.get(name)!.finalizeSource, 'hook');
       assert.equal(world.projections.filter((p) => p.name === name && p.event === 'finalize_requested_ignored').length, 2);
+      await recordHistory(handle, 'duplicate-finalize');
       assert.equal(world.callCount('rollbackVm'), 0);
     });
   });
@@ -226,6 +247,7 @@ describe('checkpoint workflow', () => {
       assert.equal(await handle.result(), 'create_failed');
       assert.equal(world.callCount('deleteSnapshot'), 1);
       assert.deepEqual(world.rows.get(name), { state: 'create_failed', holdsClaim: false });
+      await recordHistory(handle, 'snapshot-failure');
     });
   });
 
@@ -238,6 +260,7 @@ describe('checkpoint workflow', () => {
         await assert.rejects(create(tq, inputFor(name)), (err: any) => err.cause?.type === 'conflict' && /already exists/.test(err.cause.message));
       }
       assert.equal(await env.client.workflow.getHandle(name).result(), 'rejected');
+      await recordHistory(env.client.workflow.getHandle(name), 'rejected');
       assert.equal(world.projections.length, 0);
       assert.equal(world.callCount('takeSnapshot'), 0);
     });
@@ -249,6 +272,7 @@ describe('checkpoint workflow', () => {
       const name = newName();
       const handle = await env.client.workflow.start(checkpointWorkflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)] });
       assert.equal(await handle.result(), 'abandoned');
+      await recordHistory(handle, 'abandoned');
       assert.equal(world.callCount('claimRunner'), 0);
     });
   });
@@ -272,6 +296,7 @@ describe('checkpoint workflow', () => {
       assert.equal(world.paused, false);
       assert.equal(world.alerts[0]!.resolved, true);
       assert.ok(world.projections.some((p) => p.event === 'retry_reset' && p.detail?.includes('alice')));
+      await recordHistory(handle, 'reset-failure-retry');
     });
   });
 
@@ -291,6 +316,7 @@ describe('checkpoint workflow', () => {
       assert.equal(world.snapshotExists, false);
       assert.equal(world.rows.get(name)!.holdsClaim, false);
       assert.equal(world.callCount('rollbackVm'), 0);
+      await recordHistory(handle, 'pause-failure-release');
     });
   });
 
@@ -310,6 +336,7 @@ describe('checkpoint workflow', () => {
       world.agentReconnectsAfterReset = true;
       await handle.signal(retryResetSignal, { actor: 'ops' });
       assert.equal(await handle.result(), 'reset');
+      await recordHistory(handle, 'stale-session-retry');
     });
   });
 
@@ -337,6 +364,7 @@ describe('checkpoint workflow', () => {
       await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
       assert.equal(await handle.result(), 'reset');
       assert.equal(world.callCount('listRunningJobs'), 4);
+      await recordHistory(handle, 'own-job-wait');
     });
   });
 
@@ -358,6 +386,7 @@ describe('checkpoint workflow', () => {
       const second = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: world.activities() });
       await second.runUntil(async () => {
         assert.equal(await handle.result(), 'reset');
+        await recordHistory(handle, 'worker-killed-mid-rollback');
       });
     });
     assert.equal(world.rollbacksStarted, 1, 'one rollback on the hypervisor');
@@ -377,6 +406,7 @@ describe('checkpoint workflow', () => {
       assert.equal(await handle.result(), 'reset');
       assert.deepEqual(world.commandsRun.map((c) => c.name), ['reset', 'readiness']);
       assert.equal(world.commandsRun[0]!.commandId, `${name}:reset:1`);
+      await recordHistory(handle, 'bare-metal-reboot');
       assert.equal(world.callCount('rollbackVm'), 0);
     });
   });

@@ -1,10 +1,17 @@
 import type { CliCommand } from '../command.js';
+import { loadConfigOrExit } from '../command.js';
 
 export const workerCommand: CliCommand = {
   command: 'worker',
-  describe: "Run Temporal workers only (checkpoint queue)",
-  handler: () => {
-    process.stderr.write('Error: e2epool worker is not available in this build yet\n');
-    process.exit(1);
+  describe: 'Run a Temporal worker for the checkpoint queue only (no HTTP, no agent sockets)',
+  handler: async () => {
+    const config = await loadConfigOrExit();
+    const { startCheckpointWorker } = await import('../../checkpoint-worker.js');
+    const { runUntilSignal } = await import('../run-until-signal.js');
+    await runUntilSignal(async () => {
+      const worker = await startCheckpointWorker(config);
+      process.stdout.write(`e2epool worker polling ${config.TASK_QUEUE} on ${config.TEMPORAL_ADDRESS}\n`);
+      return () => worker.stop();
+    });
   },
 };

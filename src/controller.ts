@@ -1,0 +1,180 @@
+// Assembles one controller instance: database, registry, Temporal client and workers, agent
+// gateway, HTTP API and webhook dispatcher; and stops it gracefully. Used by `serve`, `dev` and the
+// integration tests (several instances in one test).
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Config } from './config.js';
+import { createLogger, type Logger } from './logger.js';
+import { migrate, openDatabase, type Database } from './store/database.js';
+import { RunnerRegistry } from './inventory/registry.js';
+import { startInventorySync } from './inventory/watch.js';
+import { connectTemporal } from '../temporal/client.js';
+import { assertServerCapabilities } from '../temporal/capabilities.js';
+import { assertSearchAttributes } from '../temporal/search-attributes-admin.js';
+import { createAgentGateway, type AgentGateway } from './gateway/index.js';
+import { createActivities, createGatewayActivities } from '../activities/index.js';
+import { gatewayTaskQueue } from '../activities/types.js';
+import { createCheckpointService, agentRequestHandlerFor } from './services/checkpoints.js';
+import { createApp } from './api/app.js';
+import { createWebhooksRouter } from './api/routes/webhooks.js';
+import { createWebhookDispatcher } from './webhooks/dispatcher.js';
+import { workflowsEntry } from '../temporal/workflows-entry.js';
+
+export interface ControllerOptions {
+  /** Run the checkpoint-queue worker in this process (serve: yes; tests may split). */
+  checkpointWorker?: boolean;
+  logger?: Logger;
+  /** Pre-built workflow bundle (tests bundle once per file). */
+  workflowBundle?: { code: string };
+}
+
+export interface Controller {
+  instanceId: string;
+  url: string;
+  port: number;
+  logger: Logger;
+  database: Database;
+  registry: RunnerRegistry;
+  gateway: AgentGateway;
+  stop(): Promise<void>;
+}
+
+export function newInstanceId(): string {
+  return `${process.pid.toString(36)}-${randomBytes(4).toString('hex')}`;
+}
+
+export async function startController(config: Config, opts: ControllerOptions = {}): Promise<Controller> {
+  const instanceId = newInstanceId();
+  const logger = (opts.logger ?? createLogger({ level: config.LOG_LEVEL })).child({ instanceId });
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const stopAll = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (err) {
+        logger.warn({ err }, 'error while stopping');
+      }
+    }
+  };
+  try {
+    const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DB_POOL_SIZE });
+    cleanups.push(() => database.close());
+    await migrate(database);
+    logger.info({ database: database.where }, 'database ready');
+
+    const registry = new RunnerRegistry({ db: database.db, pepper: config.TOKEN_PEPPER, logger });
+    const inventory = await startInventorySync({ registry, path: config.INVENTORY_PATH, logger });
+    cleanups.push(() => inventory.watcher.close());
+
+    const { connection, client } = await connectTemporal(config);
+    cleanups.push(() => connection.close());
+    await assertServerCapabilities(connection, config.TEMPORAL_NAMESPACE);
+    await assertSearchAttributes(connection, config.TEMPORAL_NAMESPACE, { register: config.TEMPORAL_REGISTER_SEARCH_ATTRIBUTES });
+
+    const service = createCheckpointService({ db: database.db, registry, temporal: { client, taskQueue: config.TASK_QUEUE }, config, logger });
+    const gateway = createAgentGateway({
+      db: database.db,
+      instanceId,
+      logger,
+      heartbeatIntervalSeconds: config.WS_HEARTBEAT_INTERVAL,
+      heartbeatTimeoutSeconds: config.WS_HEARTBEAT_TIMEOUT,
+      authenticate: async (runnerId, token) => {
+        const runner = await registry.authenticateRunnerToken(token);
+        if (!runner || (runnerId !== undefined && runnerId !== runner.runnerId)) return null;
+        return { runnerId: runner.runnerId };
+      },
+      requests: agentRequestHandlerFor(service),
+    });
+    registry.onRunnerDeactivated(({ runnerId }) => void gateway.closeRunnerSessions(runnerId, 'runner deactivated'));
+    registry.onTokenRotated(({ runnerId }) => void gateway.closeRunnerSessions(runnerId, 'token rotated'));
+    await gateway.registerInstance();
+
+    const dispatcher = createWebhookDispatcher({ db: database.db, temporalClient: client, logger, pollIntervalMs: 2000 });
+    const app = createApp({
+      db: database.db,
+      registry,
+      checkpoints: service,
+      config,
+      logger,
+      temporal: { client },
+      extraRouters: [
+        createWebhooksRouter({
+          db: database.db,
+          config: { gitlabSecret: config.GITLAB_WEBHOOK_SECRET, githubSecret: config.GITHUB_WEBHOOK_SECRET },
+          logger,
+          onStored: () => dispatcher.notify(),
+        }),
+      ],
+    });
+    const server = http.createServer(app);
+    gateway.attach(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.PORT, config.HOST, () => resolve());
+    });
+    const port = (server.address() as AddressInfo).port;
+    const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+    const url = `http://${host}:${port}`;
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    );
+
+    const workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+    cleanups.push(() => workerConnection.close());
+    const activityDeps = { db: database.db, registry, logger, instanceId, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN };
+    const workers: Worker[] = [];
+    const gatewayWorker = await Worker.create({
+      connection: workerConnection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: gatewayTaskQueue(instanceId),
+      activities: createGatewayActivities({ gateway, registry, logger }),
+    });
+    workers.push(gatewayWorker);
+    if (opts.checkpointWorker !== false) {
+      workers.push(
+        await Worker.create({
+          connection: workerConnection,
+          namespace: config.TEMPORAL_NAMESPACE,
+          taskQueue: config.TASK_QUEUE,
+          ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: workflowsEntry }),
+          activities: createActivities(activityDeps),
+        }),
+      );
+    }
+    const running = workers.map((w) =>
+      w.run().catch((err) => {
+        logger.error({ err }, 'Temporal worker stopped with an error');
+      }),
+    );
+    dispatcher.start();
+
+    // Graceful stop, in order: stop taking work, let in-flight agent commands finish, close sockets
+    // (agents reconnect elsewhere at once), stop workers, then the rest.
+    const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
+    let stopping: Promise<void> | null = null;
+    const stop = () => {
+      stopping ??= (async () => {
+        logger.info('stopping controller');
+        await dispatcher.stop();
+        await gateway.drain(graceMs);
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await Promise.all(running);
+        await gateway.close();
+        await stopAll();
+        logger.info('controller stopped');
+      })();
+      return stopping;
+    };
+    logger.info({ url, taskQueue: config.TASK_QUEUE, gatewayQueue: gatewayTaskQueue(instanceId), temporal: config.TEMPORAL_ADDRESS }, 'controller started');
+    return { instanceId, url, port, logger, database, registry, gateway, stop };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

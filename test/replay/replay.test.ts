@@ -1,0 +1,30 @@
+// Replays recorded histories of every checkpoint path against today's workflow code. A change to
+// the workflow that is not behind patched() makes this fail with a non-determinism error.
+// Record them again (for a new path) with: E2EPOOL_RECORD_HISTORIES=1 node scripts/run-tests.js test/workflows/checkpoint-paths.test.ts
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { Worker } from '@temporalio/worker';
+import proto from '@temporalio/proto';
+import { bundleWorkflowsOnce, quietTemporalRuntime } from '../helpers/temporal.js';
+
+const { History } = proto.temporal.api.history.v1;
+const dir = new URL('./histories/', import.meta.url);
+const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+
+describe('replay of recorded checkpoint histories', () => {
+  it('has a recorded history for every path', () => {
+    for (const path of ['success-cleanup', 'failure-cleanup-reset', 'success-reset-reset', 'cancel', 'ttl-job-finished', 'ttl-max-age-release', 'ttl-gitlab-error-extended', 'poller-finalize', 'duplicate-finalize', 'snapshot-failure', 'rejected', 'abandoned', 'reset-failure-retry', 'pause-failure-release', 'stale-session-retry', 'own-job-wait', 'worker-killed-mid-rollback', 'bare-metal-reboot']) {
+      assert.ok(files.includes(`${path}.json`), `missing test/replay/histories/${path}.json`);
+    }
+  });
+
+  for (const file of files) {
+    it(`replays ${file} deterministically`, async () => {
+      quietTemporalRuntime();
+      const bundle = await bundleWorkflowsOnce();
+      const history = History.fromObject(JSON.parse(readFileSync(new URL(file, dir), 'utf8')));
+      await Worker.runReplayHistory({ workflowBundle: bundle }, history, file.replace(/\.json$/, ''));
+    });
+  }
+});
