@@ -30,7 +30,7 @@ export class CreateRateLimiter {
     const now = this.now();
     const bucket = this.buckets.get(runnerId) ?? { tokens: this.settings.burst, at: now };
     const refilled = Math.min(this.settings.burst, bucket.tokens + ((now - bucket.at) / 60_000) * this.settings.perMinute);
-    if (refilled < 1) {
+    if (refilled < 1 - 1e-9) { // tolerate floating-point drift in the refill sum
       this.buckets.set(runnerId, { tokens: refilled, at: now });
       return false;
     }

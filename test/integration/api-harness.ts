@@ -86,6 +86,7 @@ export async function startApiHarness(env: TestWorkflowEnvironment, database: Te
   });
   const running = worker.run();
   const servers: Server[] = [];
+  let closed = false;
 
   async function startApp(opts: { createRateLimit?: CreateRateLimitSettings; taskQueue?: string; config?: Partial<Config>; clientGraceSeconds?: number } = {}): Promise<ApiServer> {
     const appConfig = { ...config, ...opts.config };
@@ -118,6 +119,8 @@ export async function startApiHarness(env: TestWorkflowEnvironment, database: Te
       return token;
     },
     async close() {
+      if (closed) return;
+      closed = true;
       for (const server of servers) {
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
