@@ -58,7 +58,7 @@ void describe('dev demo inventory', () => {
 
   void test('log lines: time, level, component, message and fields; secrets stay redacted', () => {
     const line = formatLogLine(JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 1), pid: 1, name: 'x', component: 'agents', msg: 'agent exited', runnerId: 'pve-runner-1', code: 1, note: 'two words' }));
-    assert.match(line, /^\d\d:\d\d:\d\d WARN  \[agents\] agent exited runnerId=pve-runner-1 code=1 note="two words"$/);
+    assert.match(line, /^\d\d:\d\d:\d\d WARN {2}\[agents\] agent exited runnerId=pve-runner-1 code=1 note="two words"$/);
     assert.equal(formatLogLine('not json'), 'not json');
 
     const lines: string[] = [];
@@ -67,6 +67,6 @@ void describe('dev demo inventory', () => {
     logger.info({ token: 'very-secret-token', runnerId: 'r1' }, 'hello');
     assert.equal(lines.length, 1);
     assert.doesNotMatch(lines[0]!, /very-secret-token/);
-    assert.match(lines[0]!, /INFO  hello token=\*\*\* runnerId=r1\n$/);
+    assert.match(lines[0]!, /INFO {2}hello token=\*\*\* runnerId=r1\n$/);
   });
 });
