@@ -36,6 +36,11 @@ export interface DemoJobsOptions {
   failureRate?: number;
   /** Share of jobs that also call `e2epool finalize` themselves. */
   jobFinalizeRate?: number;
+  /**
+   * Outcome of each runner's first job, by runner position (default: first success, then failures,
+   * so the first minute shows the cleanup path and both kinds of reset). Later jobs are random.
+   */
+  firstOutcomes?: SimJobResult[];
   createAttempts?: number;
   createRetryDelayMs?: number;
   random?: () => number;
@@ -104,6 +109,8 @@ export function startDemoJobs(opts: DemoJobsOptions): DemoJobs {
   const [minMs, maxMs] = opts.jobDurationMs ?? [3_000, 8_000];
   const failureRate = opts.failureRate ?? 0.4;
   const jobFinalizeRate = opts.jobFinalizeRate ?? 0.3;
+  const firstOutcomes = opts.firstOutcomes ?? ['success', 'failed', 'failed'];
+  const finishedOnce = new Set<string>();
   const createAttempts = opts.createAttempts ?? 6;
   const createRetryDelayMs = opts.createRetryDelayMs ?? 3_000;
   const abort = new AbortController();
@@ -168,7 +175,10 @@ export function startDemoJobs(opts: DemoJobsOptions): DemoJobs {
     await writeFile(path.join(runner.workspaceDir, `job-${job.id}.log`), `job ${job.id} on ${runner.runnerId}\n`).catch(() => undefined);
     await sleep(durationMs, signal);
     if (signal.aborted) return 'canceled';
-    const result: SimJobResult = random() < failureRate ? 'failed' : 'success';
+    const position = opts.runners.indexOf(runner);
+    const first = finishedOnce.has(runner.runnerId) ? undefined : firstOutcomes[position % Math.max(1, firstOutcomes.length)];
+    finishedOnce.add(runner.runnerId);
+    const result: SimJobResult = first ?? (random() < failureRate ? 'failed' : 'success');
     if (result === 'success') stats.succeeded += 1;
     else stats.failed += 1;
     const alsoFinalize = random() < jobFinalizeRate;
