@@ -7,7 +7,7 @@ const nodeBuiltins = builtinModules.flatMap((m) => [m, `node:${m}`]);
 const ioModules = ['pg', 'got', 'ws', 'express', 'pino', 'yaml', 'drizzle-orm', '@electric-sql/pglite', '@temporalio/client', '@temporalio/worker', '@temporalio/activity', '@temporalio/testing'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', '.tools/**', 'db/migrations/**', 'dist/**'] },
+  { ignores: ['node_modules/**', '.data/**', '.tools/**', 'db/migrations/**', 'dist/**', 'tmp/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
