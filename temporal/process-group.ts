@@ -55,10 +55,13 @@ function noteRemoval(event: string | symbol): void {
 }
 
 function onSignal(signal: NodeJS.Signals): void {
-  killAllGroups();
-  // Only our listener: keep the default meaning of the signal (terminate). Otherwise the owner of
-  // the other listener (a CLI command) runs its own orderly shutdown.
-  if (process.listenerCount(signal) === 1 && !removedThisTick.has(signal)) process.exit(128 + (osConstants.signals[signal] ?? 15));
+  // Only our listener: keep the default meaning of the signal (terminate, taking the groups along).
+  // Otherwise the owner of the other listener (a CLI command) stops things in its own order, e.g.
+  // the controller before the Temporal server it talks to; the exit hook still reaps whatever is left.
+  if (process.listenerCount(signal) === 1 && !removedThisTick.has(signal)) {
+    killAllGroups();
+    process.exit(128 + (osConstants.signals[signal] ?? 15));
+  }
 }
 
 const onSigint = () => onSignal('SIGINT');

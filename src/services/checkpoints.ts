@@ -29,6 +29,7 @@ import { BackendSearchAttribute, CheckpointStateSearchAttribute, JobIdSearchAttr
 import { CHECKPOINT_WORKFLOW_TYPE, CREATE_UPDATE_ID, createUpdate, finalizeSignal, releaseSignal, retryResetSignal, type CheckpointWorkflowInput, type CreateResult } from '../../workflows/messages.js';
 import type { AuditRecorder } from './audit.js';
 import { createAuditRecorder } from './audit.js';
+import { markIfOrphanClaim } from './orphan-claims.js';
 import { checkpointTimingsFromConfig, type TimingConfig } from './checkpoint-timings.js';
 import { findCheckpoint, findClaimHolder, findInStates, lastFinalizeQueuedAt, toCheckpointResponse, type CheckpointResponse, type CheckpointRow } from './checkpoint-read-model.js';
 import { CreateRateLimiter, DEFAULT_CREATE_RATE_LIMIT, type CreateRateLimitSettings } from './create-rate-limit.js';
@@ -278,6 +279,9 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
       }
       // A holder still waiting for its job, or being reset, answers 409 at once; one that is
       // cleaning up on the success path is left to the workflow, which waits for it a while.
+      if (holder && (await markIfOrphanClaim(db, client, holder, logger))) {
+        throw new E2epoolError('conflict', `Active checkpoint '${holder.name}' already exists for runner '${runnerId}' (its workflow has ended: an operator must release it)`);
+      }
       if (holder && (holder.state === 'creating' || holder.state === 'created' || isOnResetPath(holder.state as CheckpointState))) {
         throw new E2epoolError('conflict', `Active checkpoint '${holder.name}' already exists for runner '${runnerId}'`);
       }

@@ -98,7 +98,7 @@ function acquireLockFile(file: string): () => void {
     } catch (err: any) {
       if (err.code !== 'EEXIST') throw err;
       const holder = Number(readFileSync(file, 'utf8'));
-      if (holder && holder !== process.pid && isAlive(holder)) {
+      if (holder && isAlive(holder)) {
         throw new DatabaseLockedError(
           `The embedded PGlite database ${path.dirname(file)} is in use by process ${holder}. ` +
             'PGlite allows one process only: stop it, or use PostgreSQL (E2EPOOL_DATABASE_URL=postgresql://...) for several instances.',

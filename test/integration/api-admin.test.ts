@@ -166,4 +166,25 @@ void describe('admin checkpoint API', { timeout: 120_000 }, () => {
     const rows = await database.db.execute(sql`select count(*)::int as n from checkpoints where runner_id = 'slow-runner'`);
     assert.equal((rows as any).rows[0].n, 0);
   });
+
+  it('a claim whose workflow was terminated is stale: needs attention (orphan_claim), never released by itself, released by an operator', async () => {
+    const token = await h.registerRunner('orphan-runner');
+    const created = await call(base, 'POST', '/checkpoint/create', { token, body: { runner_id: 'orphan-runner', job_id: 'orph-1' } });
+    assert.equal(created.status, 201);
+    const name = created.body.name;
+    await env.client.workflow.getHandle(name).terminate('test: someone used Terminate');
+    const blocked = await call(base, 'POST', '/checkpoint/create', { token, body: { runner_id: 'orphan-runner', job_id: 'orph-2' } });
+    assert.equal(blocked.status, 409);
+    assert.match(blocked.body.detail, /its workflow has ended: an operator must release it/);
+    const detail = await admin('GET', `/api/checkpoints/${name}`);
+    assert.equal(detail.body.checkpoint.state, 'needs_attention');
+    assert.equal(detail.body.checkpoint.needs_attention_reason, 'orphan_claim');
+    const alerts: any = await database.db.execute(sql`select severity from alerts where key = ${`needs_attention:${name}`} and resolved_at is null`);
+    assert.deepEqual(alerts.rows, [{ severity: 'critical' }]);
+    // Still blocked on a second try: nothing releases it automatically.
+    assert.equal((await call(base, 'POST', '/checkpoint/create', { token, body: { runner_id: 'orphan-runner', job_id: 'orph-3' } })).status, 409);
+    assert.equal((await admin('POST', `/api/checkpoints/${name}/release`, { deleteSnapshot: false })).status, 202);
+    const after = await call(base, 'POST', '/checkpoint/create', { token, body: { runner_id: 'orphan-runner', job_id: 'orph-4' } });
+    assert.equal(after.status, 201, JSON.stringify(after.body));
+  });
 });

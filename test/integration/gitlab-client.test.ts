@@ -250,7 +250,7 @@ test('injected 404, 401 and 403 map to gitlab_not_found and gitlab_auth; other 4
   sim.api.injectFault('getJob', { kind: 'status', status: 401, times: 1 });
   await expectError(client.getJob(5, 1), 'gitlab_auth');
   sim.api.injectFault('getRunner', { kind: 'status', status: 400, message: 'bad', times: 1 });
-  await expectError(client.getRunner(runner.id), 'gitlab_unavailable', (err) => assert.match(err.message, /rejected/));
+  await expectError(client.getRunner(runner.id), 'gitlab_bad_request', (err) => assert.match(err.message, /rejected/));
 });
 
 test('a hanging GitLab is gitlab_unavailable once the timeout passes', async () => {
