@@ -248,4 +248,67 @@ describe('checkpoint workflow with the real activities', { timeout: 120_000 }, (
     assert.deepEqual(await database.db.select().from(nodeLeases), []);
     assert.ok(!log.lines.some((l) => l.includes(GITLAB_TOKEN) || l.includes('sim-secret')), 'no secret in the logs');
   });
+
+  it('a rollback task failing on the hypervisor leaves the runner paused in needs attention; an operator retry resets it', async () => {
+    proxmox.state.addVm({ node: 'pve1', vmid: 102, tags: ['e2epool'], disk: { marker: 'clean' } });
+    gitlab.api.addRunner({ id: 8, contacted: true });
+    const { token } = await createProxmoxRunner(registry, proxmox, { runner_id: 'pve-runner-2', proxmox_vmid: 102, gitlab_runner_id: 8, readiness_cmd: '/opt/ready.sh' });
+    const agent = new VmAgent('pve-runner-2', token);
+    await agent.connect();
+    const unhook = proxmox.onVmPowerChange((vmid, status) => {
+      if (vmid === 102) agent.onPower(status);
+    });
+    const taskQueue = 'checkpoint-real-activities-2';
+    const activities = createActivities({
+      db: database.db,
+      registry,
+      logger: log.logger,
+      instanceId: INSTANCE_ID,
+      httpTimeoutMs: 2000,
+      gitlabUrl: gitlab.url,
+      gitlabToken: GITLAB_TOKEN,
+      backendTuning: { pollIntervalMs: 20, powerStateTimeoutMs: 5000, leaseRetryMs: 50 },
+    });
+    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
+    const gatewayWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: gatewayTaskQueue(INSTANCE_ID), activities: createGatewayActivities({ gateway, registry, logger: log.logger }) });
+    const name = mintCheckpointName('4343', Math.floor(Date.now() / 1000), 'c0ffee02');
+    const scenario = async () => {
+      const start = new WithStartWorkflowOperation(checkpointWorkflow, {
+        workflowId: name,
+        taskQueue,
+        args: [{ name, runnerId: 'pve-runner-2', jobId: '4343', backend: 'proxmox', timings }],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
+      await env.client.workflow.executeUpdateWithStart(createUpdate, { args: [{ deadlineMs: (await env.currentTimeMs()) + 60_000 }], updateId: 'create', startWorkflowOperation: start });
+      const handle = await start.workflowHandle();
+      proxmox.state.setDisk(102, { marker: 'dirty' });
+      // Every rollback task of this VM fails (the activity's attempts run out), like a broken storage.
+      proxmox.inject({ type: 'task-fail', op: 'snapshot-rollback', vmid: 102, exitstatus: 'zfs error: dataset is busy', times: 10 });
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const q = await until(async () => {
+        const state = await handle.query(checkpointQuery);
+        return state.state === 'needs_attention' ? state : null;
+      }, 60_000, 100);
+      assert.equal(q.needsAttention?.reason, 'reset_failed');
+      assert.match(q.needsAttention!.detail, /dataset is busy/);
+      assert.equal(gitlab.api.getRunner(8).paused, true, 'a dirty runner is never unpaused');
+      assert.ok(proxmox.state.vms.get(102)!.snapshots.has(name), 'the snapshot is kept for the operator');
+      const [row] = await database.db.select().from(checkpoints).where(eq(checkpoints.name, name));
+      assert.equal(row!.state, 'needs_attention');
+      assert.equal(row!.holdsClaim, true);
+      // The operator fixes the storage and retries.
+      proxmox.faults.clear();
+      await handle.signal('retryReset', { actor: 'ops' });
+      await until(async () => (await handle.query(checkpointQuery)).state === 'reset', 60_000, 100);
+      assert.equal(await handle.result(), 'reset');
+    };
+    try {
+      await gatewayWorker.runUntil(worker.runUntil(scenario()));
+    } finally {
+      unhook();
+      await agent.close();
+    }
+    assert.equal(proxmox.state.vms.get(102)!.disk.marker, 'clean');
+    assert.equal(gitlab.api.getRunner(8).paused, false);
+  });
 });
