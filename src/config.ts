@@ -64,6 +64,20 @@ export const configSchema = z.object({
   GITHUB_WEBHOOK_SECRET: optionalSecret('HMAC secret of X-Hub-Signature-256; unset makes the GitHub webhook answer 403.'),
 
   RETENTION_DAYS: positiveSeconds(90, 'Checkpoint records older than this many days are purged.'),
+
+  ALERT_WEBHOOK_URLS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((u) => u.trim()).filter((u) => u.length > 0))
+    .pipe(z.array(z.url({ protocol: /^https?$/, error: 'each URL must be an absolute http:// or https:// URL' })))
+    .describe('Comma-separated webhook URLs that receive alerts; empty sends none. Slack webhook URLs are credentials.'),
+  ALERT_WEBHOOK_FORMAT: z.enum(['slack', 'generic']).default('slack').describe('Alert body: slack (`{"text": ...}`) or generic (JSON with key, severity, message, state).'),
+  ALERT_QUEUE_WARNING: positiveSeconds(10, 'Queue depth above which a warning alert is raised once it lasts ALERT_QUEUE_MINUTES.'),
+  ALERT_QUEUE_CRITICAL: positiveSeconds(20, 'Queue depth above which a critical alert is raised once it lasts ALERT_QUEUE_MINUTES.'),
+  ALERT_QUEUE_MINUTES: seconds(15, 'Minutes the queue depth must stay above a threshold before it alerts.'),
+  ALERT_FAILURE_RATE_WARNING: z.coerce.number().min(0).max(1).default(0.1).describe('Failure rate of the last hour (0..1) above which a warning alert is raised.'),
+  ALERT_FAILURE_RATE_CRITICAL: z.coerce.number().min(0).max(1).default(0.25).describe('Failure rate of the last hour (0..1) above which a critical alert is raised.'),
+  ALERT_CHECK_INTERVAL_SECONDS: positiveSeconds(30, 'Interval of the alert condition checks.'),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -93,4 +107,4 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   throw new ConfigError(problems);
 }
 
-export const SECRET_KEYS: ReadonlyArray<keyof Config> = ['ADMIN_TOKEN', 'TOKEN_PEPPER', 'GITLAB_TOKEN', 'GITLAB_WEBHOOK_SECRET', 'GITHUB_WEBHOOK_SECRET'];
+export const SECRET_KEYS: ReadonlyArray<keyof Config> = ['ADMIN_TOKEN', 'TOKEN_PEPPER', 'GITLAB_TOKEN', 'GITLAB_WEBHOOK_SECRET', 'GITHUB_WEBHOOK_SECRET', 'ALERT_WEBHOOK_URLS'];
