@@ -219,14 +219,16 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     return err instanceof Error ? err.message : String(err);
   }
 
-  function gatewayActivities(route: AgentRoute, timeoutSeconds: number) {
-    return proxyActivities<AgentActivities>({
+  /** One delivery on the task queue of the instance holding the session; the caller re-routes. */
+  function sendCommand(route: AgentRoute, name: AgentCommandInput['name'], commandId: string): Promise<AgentCommandResult> {
+    const gateway = proxyActivities<AgentActivities>({
       taskQueue: `e2epool-gw-${route.instanceId}`,
       scheduleToStartTimeout: '15 seconds',
-      startToCloseTimeout: `${timeoutSeconds + 30} seconds`,
+      startToCloseTimeout: `${t.commandTimeoutSeconds + 30} seconds`,
       heartbeatTimeout: '20 seconds',
       retry: { maximumAttempts: 1 },
     });
+    return gateway.runAgentCommand({ runnerId: input.runnerId, name, commandId, timeoutSeconds: t.commandTimeoutSeconds, expectedEpoch: route.sessionEpoch });
   }
 
   /**
@@ -243,14 +245,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
         continue;
       }
       try {
-        const result = await gatewayActivities(route, t.commandTimeoutSeconds).runAgentCommand({
-          runnerId: input.runnerId,
-          name,
-          commandId,
-          timeoutSeconds: t.commandTimeoutSeconds,
-          expectedEpoch: route.sessionEpoch,
-        });
-        return { kind: 'result', result };
+        return { kind: 'result', result: await sendCommand(route, name, commandId) };
       } catch (err) {
         const type = failureType(err);
         lastDetail = failureMessage(err);
@@ -585,14 +580,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
   /** One delivery attempt on a known route (readiness probes loop on their own). */
   async function runOnRoute(route: AgentRoute, name: AgentCommandInput['name'], commandId: string): Promise<RouteOutcome> {
     try {
-      const result = await gatewayActivities(route, t.commandTimeoutSeconds).runAgentCommand({
-        runnerId: input.runnerId,
-        name,
-        commandId,
-        timeoutSeconds: t.commandTimeoutSeconds,
-        expectedEpoch: route.sessionEpoch,
-      });
-      return { kind: 'result', result };
+      return { kind: 'result', result: await sendCommand(route, name, commandId) };
     } catch (err) {
       if (failureType(err) === 'command_not_declared') return { kind: 'not_declared', detail: failureMessage(err) };
       return { kind: 'unreachable', detail: failureMessage(err) };
