@@ -1,0 +1,217 @@
+// `GET /metrics` for Prometheus. No auth, as Prometheus scrapes it: serve it on an internal network
+// only (the reverse proxy should not route /metrics from outside); it carries no names or secrets.
+//
+// Several instances share one database, so every figure comes from the database at scrape time:
+// - gauges: one aggregate query per scrape (runners by state, active checkpoints, queue depth...);
+// - histograms and counters: this process keeps cumulative values and feeds them incrementally
+//   with the checkpoints that ended since its watermark (end transitions found through
+//   ix_transitions_at, keyset on (at, id), a bounded batch per scrape). Values are cumulative per
+//   process, so any number of scrapers see the same consistent series and rate() works; every
+//   instance reports the same events, so dashboards aggregate with max/avg over instances, never
+//   sum. Rows are only read once they are `settleSeconds` old: end timestamps come from the
+//   writer's clock and commit a moment later, and a row must not land behind the watermark.
+// Labels are backend, outcome, source and state only, each from a closed set.
+import express, { type Request, type Response, type Router } from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { sql, type SQL } from 'drizzle-orm';
+import { endStates } from '../domain/checkpoint-states.js';
+import { INSTANCE_STALE_SECONDS } from '../gateway/presence-store.js';
+import type { Logger } from '../logger.js';
+import type { Db } from '../store/database.js';
+import { DURATION_SQL, RESET_DONE_EVENT, REPORTED_SOURCES, reportedSource, type DurationKind } from '../services/stats.js';
+
+export interface MetricsOptions {
+  db: Db;
+  logger?: Logger;
+  /** Only checkpoints that ended after this are counted (default: when the router was made). */
+  countSince?: Date;
+  /** Age an end transition must have before it is counted (default 60 s). */
+  settleSeconds?: number;
+  /** End transitions read per scrape at most; the rest follow on later scrapes (default 2000). */
+  batchSize?: number;
+  /** Node.js process metrics (default true). */
+  processMetrics?: boolean;
+}
+
+export const RUNNER_STATES = ['online', 'offline', 'busy', 'idle', 'drained', 'needs_attention'] as const;
+export const CHECKPOINT_OUTCOMES = ['success', 'failure', 'canceled', 'gc_reset', 'create_failed', 'released'] as const;
+const BACKENDS = ['proxmox', 'bare_metal'] as const;
+
+const BUCKETS: Record<DurationKind, number[]> = {
+  create: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600],
+  reset: [5, 10, 20, 30, 60, 120, 300, 600, 1200],
+  readiness: [1, 2, 5, 10, 20, 30, 60, 120, 300],
+  turnaround: [10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200],
+};
+
+const END_STATES_SQL = sql.raw(endStates.map((s) => `'${s}'`).join(','));
+const ACTIVE_STATES_SQL = sql.raw(
+  ['creating', 'created', 'finalize_queued', 'cleaning', 'pausing', 'confirming_idle', 'resetting', 'awaiting_readiness', 'releasing_claim', 'unpausing', 'needs_attention']
+    .map((s) => `'${s}'`)
+    .join(','),
+);
+/** The queue of `/health`: finalize queued or on the reset path, needs attention excluded. */
+const QUEUED_STATES_SQL = sql.raw(`'finalize_queued','cleaning','pausing','confirming_idle','resetting','awaiting_readiness','releasing_claim','unpausing'`);
+
+async function rows(db: Db, query: SQL): Promise<any[]> {
+  const result: any = await db.execute(query);
+  return result.rows ?? result;
+}
+
+/** Outcome label of an ended checkpoint (closed set). */
+export function outcomeOf(row: { state: string; finalize_status: string | null }): (typeof CHECKPOINT_OUTCOMES)[number] {
+  if (row.state === 'gc_reset' || row.state === 'create_failed' || row.state === 'released') return row.state;
+  if (row.finalize_status === 'failure' || row.finalize_status === 'canceled') return row.finalize_status;
+  return 'success';
+}
+
+const backendOf = (b: unknown) => ((BACKENDS as readonly unknown[]).includes(b) ? String(b) : 'other');
+
+export function createMetrics(opts: MetricsOptions) {
+  const { db } = opts;
+  const settleSeconds = opts.settleSeconds ?? 60;
+  const batchSize = opts.batchSize ?? 2000;
+  const registry = new Registry();
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  // Gauges read from the database live apart: when the database cannot be read they are left out
+  // of the answer entirely (an unlabelled gauge would otherwise read 0, a misleading value).
+  const databaseRegistry = new Registry();
+  const databaseRegisters = [databaseRegistry];
+
+  const histograms = {} as Record<DurationKind, Histogram<'backend'>>;
+  const help: Record<DurationKind, string> = {
+    create: 'Seconds from a create request to the snapshot taken, of checkpoints that ended.',
+    reset: 'Seconds of the rollback (reset started to reset done) of checkpoints that ended.',
+    readiness: 'Seconds from reset done to the runner verified ready, of checkpoints that ended.',
+    turnaround: 'Seconds from finalize queued to the checkpoint ended (runner back in the pool).',
+  };
+  for (const kind of Object.keys(BUCKETS) as DurationKind[]) {
+    const name = kind === 'turnaround' ? 'e2epool_turnaround_seconds' : `e2epool_${kind}_duration_seconds`;
+    histograms[kind] = new Histogram({ name, help: help[kind], labelNames: ['backend'], buckets: BUCKETS[kind], registers });
+  }
+  const checkpointsTotal = new Counter({ name: 'e2epool_checkpoints_total', help: 'Checkpoints that ended, by outcome.', labelNames: ['backend', 'outcome'], registers });
+  const finalizeTotal = new Counter({ name: 'e2epool_finalize_total', help: 'Ended checkpoints by the source of their finalize (unknown caller sources: other).', labelNames: ['source'], registers });
+  const runnersGauge = new Gauge({ name: 'e2epool_runners', help: 'Active runners by state (a runner can be in several: online and busy).', labelNames: ['state'], registers: databaseRegisters });
+  const activeGauge = new Gauge({ name: 'e2epool_active_checkpoints', help: 'Checkpoints not yet ended.', registers: databaseRegisters });
+  const needsAttentionGauge = new Gauge({ name: 'e2epool_needs_attention', help: 'Checkpoints waiting for an operator (needs attention).', registers: databaseRegisters });
+  const sessionsGauge = new Gauge({ name: 'e2epool_agent_sessions', help: 'Agent sessions held by live controller instances.', registers: databaseRegisters });
+  const queueGauge = new Gauge({ name: 'e2epool_queue_depth', help: 'Checkpoints waiting for finalize work (finalize queued, cleaning or on the reset path).', registers: databaseRegisters });
+  const databaseUp = new Gauge({ name: 'e2epool_database_up', help: '1 when the last scrape could read the database.', registers });
+  let databaseReadable = false;
+
+  // Start every labelled series at zero so rate() sees the first event.
+  for (const backend of BACKENDS) {
+    for (const outcome of CHECKPOINT_OUTCOMES) checkpointsTotal.inc({ backend, outcome }, 0);
+  }
+  for (const source of REPORTED_SOURCES) finalizeTotal.inc({ source }, 0);
+
+  // Kept as the database's text: a JS Date would drop microseconds and count a row twice.
+  let watermark: { at: string; id: number } = { at: (opts.countSince ?? new Date()).toISOString(), id: 0 };
+
+  async function readGauges(): Promise<void> {
+    const [r] = await rows(
+      db,
+      sql`
+      with active_runners as (select runner_id from runners where is_active),
+      sessions as (
+        select p.runner_id from agent_presence p
+        join controller_instances i on i.instance_id = p.instance_id
+        where not i.draining and now() - i.last_seen < make_interval(secs => ${INSTANCE_STALE_SECONDS})
+      ),
+      online as (select distinct runner_id from sessions where runner_id in (select runner_id from active_runners)),
+      busy as (select distinct runner_id from checkpoints where holds_claim and runner_id in (select runner_id from active_runners))
+      select
+        (select count(*) from active_runners) as total,
+        (select count(*) from online) as online,
+        (select count(*) from busy) as busy,
+        (select count(*) from online where runner_id not in (select runner_id from busy)) as idle,
+        (select count(*) from runners where is_active and drained) as drained,
+        (select count(distinct runner_id) from checkpoints where state = 'needs_attention') as runners_needing_attention,
+        (select count(*) from checkpoints where state = 'needs_attention') as needs_attention,
+        (select count(*) from checkpoints where state in (${ACTIVE_STATES_SQL})) as active,
+        (select count(*) from checkpoints where state in (${QUEUED_STATES_SQL})) as queue_depth,
+        (select count(*) from sessions) as sessions`,
+    );
+    const n = (v: unknown) => Number(v ?? 0);
+    runnersGauge.set({ state: 'online' }, n(r.online));
+    runnersGauge.set({ state: 'offline' }, n(r.total) - n(r.online));
+    runnersGauge.set({ state: 'busy' }, n(r.busy));
+    runnersGauge.set({ state: 'idle' }, n(r.idle));
+    runnersGauge.set({ state: 'drained' }, n(r.drained));
+    runnersGauge.set({ state: 'needs_attention' }, n(r.runners_needing_attention));
+    activeGauge.set(n(r.active));
+    needsAttentionGauge.set(n(r.needs_attention));
+    sessionsGauge.set(n(r.sessions));
+    queueGauge.set(n(r.queue_depth));
+  }
+
+  /** Feeds histograms and counters with checkpoints that ended after the watermark; one batch. */
+  async function readEnded(): Promise<void> {
+    const ended = await rows(
+      db,
+      sql`
+      select t.id, t.at::text as at_text, c.backend, c.state, c.finalize_status, c.finalize_source,
+        ${DURATION_SQL.create} as create_s, ${DURATION_SQL.reset} as reset_s,
+        ${DURATION_SQL.readiness} as readiness_s, ${DURATION_SQL.turnaround} as turnaround_s
+      from checkpoint_transitions t
+      join checkpoints c on c.name = t.checkpoint_name
+      left join lateral (
+        select max(r.at) as reset_done_at from checkpoint_transitions r
+        where r.checkpoint_name = c.name and r.event = ${RESET_DONE_EVENT}
+      ) rd on true
+      where t.to_state in (${END_STATES_SQL})
+        and (t.at > ${watermark.at}::timestamptz or (t.at = ${watermark.at}::timestamptz and t.id > ${watermark.id}))
+        and t.at <= now() - make_interval(secs => ${settleSeconds})
+      order by t.at, t.id
+      limit ${batchSize}`,
+    );
+    for (const row of ended) {
+      const backend = backendOf(row.backend);
+      checkpointsTotal.inc({ backend, outcome: outcomeOf(row) });
+      if (row.finalize_source) finalizeTotal.inc({ source: reportedSource(String(row.finalize_source)) });
+      for (const kind of Object.keys(BUCKETS) as DurationKind[]) {
+        const seconds = row[`${kind}_s`];
+        if (seconds !== null && seconds !== undefined && Number(seconds) >= 0) histograms[kind].observe({ backend }, Number(seconds));
+      }
+    }
+    const last = ended.at(-1);
+    if (last) watermark = { at: String(last.at_text), id: Number(last.id) };
+  }
+
+  // Scrapes run one at a time: two overlapping ones would count the same rows twice.
+  let chain: Promise<unknown> = Promise.resolve();
+  async function refresh(): Promise<void> {
+    try {
+      await readGauges();
+      await readEnded();
+      databaseReadable = true;
+      databaseUp.set(1);
+    } catch (err) {
+      databaseReadable = false;
+      databaseUp.set(0);
+      opts.logger?.warn({ err }, 'metrics: database read failed');
+    }
+  }
+
+  /** The exposition text after reading the database. */
+  async function scrape(): Promise<string> {
+    const run = chain.then(refresh);
+    chain = run.catch(() => undefined);
+    await run;
+    const [own, fromDatabase] = await Promise.all([registry.metrics(), databaseReadable ? databaseRegistry.metrics() : '']);
+    return own + fromDatabase;
+  }
+
+  return { registry, scrape, contentType: registry.contentType };
+}
+
+export function createMetricsRouter(opts: MetricsOptions): Router {
+  const metrics = createMetrics(opts);
+  const router = express.Router();
+  router.get('/metrics', async (_req: Request, res: Response) => {
+    const text = await metrics.scrape();
+    res.set('Content-Type', metrics.contentType).set('Cache-Control', 'no-store').send(text);
+  });
+  return router;
+}
