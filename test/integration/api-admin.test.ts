@@ -59,7 +59,8 @@ void describe('admin checkpoint API', { timeout: 120_000 }, () => {
     await eventually('retry recorded', async () => {
       const detail = await admin('GET', `/api/checkpoints/${name}`);
       const events = detail.body.transitions.map((t: any) => t.event);
-      return events.includes('retry_reset') && detail.body.checkpoint.state === 'needs_attention';
+      // Back in needs attention after the retry: a step failed again after the retry was recorded.
+      return events.includes('retry_reset') && events.lastIndexOf('step_failed') > events.indexOf('retry_reset') && detail.body.checkpoint.state === 'needs_attention';
     });
 
     assert.deepEqual(await admin('POST', `/api/checkpoints/${name}/release`, { deleteSnapshot: true }), { status: 202, body: { detail: 'Release requested', checkpoint_name: name } });

@@ -243,6 +243,8 @@ describe('tasks and UPIDs', () => {
   test('a snapshot POST returns a UPID; task status, log and list follow it', async () => {
     const c = client();
     const before = new Date(Date.now() - 1000);
+    // Long enough to still be running when listed on a loaded machine.
+    sim.inject({ type: 'slow', op: 'snapshot-create', vmid: 101, durationMs: 1500, times: 1 });
     const upid = await c.createSnapshot('pve1', 101, 'job-1', { description: 'e2epool checkpoint job-1' });
     const parsed = parseUpid(upid);
     assert.equal(parsed.type, 'qmsnapshot');
@@ -252,7 +254,7 @@ describe('tasks and UPIDs', () => {
     assert.equal((await c.taskStatus('pve1', upid)).status, 'running');
     assert.equal((await c.listTasks('pve1', { vmid: 101, source: 'active' })).length, 1);
     assert.equal((await c.listTasks('pve1', { vmid: 101, source: 'archive' })).length, 0);
-    await new Promise((r) => setTimeout(r, 80));
+    await new Promise((r) => setTimeout(r, 1600));
     const done = await c.taskStatus('pve1', upid);
     assert.equal(done.status, 'stopped');
     assert.equal(done.exitstatus, 'OK');
