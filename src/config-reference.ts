@@ -12,7 +12,8 @@ function typeName(field: any): string {
   const variants: any[] = [schema, ...(schema.anyOf ?? [])];
   const values = variants.flatMap((v) => v.enum ?? []);
   if (values.length) return values.map((v: string) => `\`${v}\``).join(' \\| ');
-  if (variants.some((v) => v.type === 'integer' || v.type === 'number')) return 'integer';
+  if (variants.some((v) => v.type === 'integer')) return 'integer';
+  if (variants.some((v) => v.type === 'number')) return 'number';
   return 'string';
 }
 

@@ -20,6 +20,12 @@ import { createCheckpointService, agentRequestHandlerFor } from './services/chec
 import { createApp } from './api/app.js';
 import { createWebhooksRouter } from './api/routes/webhooks.js';
 import { createWebhookDispatcher } from './webhooks/dispatcher.js';
+import { createDashboardRouter } from './api/routes/dashboard.js';
+import { createMetricsRouter } from './metrics/metrics.js';
+import { createStatsRouter } from './api/routes/stats.js';
+import { createAlertDelivery } from './alerts/delivery.js';
+import { alertThresholdsFromConfig, createAlertMonitor } from './alerts/conditions.js';
+import { createHealthReporter } from './services/health.js';
 import { workflowsEntry } from '../temporal/workflows-entry.js';
 
 export interface ControllerOptions {
@@ -92,6 +98,16 @@ export async function startController(config: Config, opts: ControllerOptions = 
     await gateway.registerInstance();
 
     const dispatcher = createWebhookDispatcher({ db: database.db, temporalClient: client, logger, pollIntervalMs: 2000 });
+    const dashboard = createDashboardRouter({ db: database.db, config, logger });
+    const alertDelivery = createAlertDelivery({ webhookUrls: config.ALERT_WEBHOOK_URLS, format: config.ALERT_WEBHOOK_FORMAT, logger, minIntervalSeconds: 300 });
+    const alertMonitor = createAlertMonitor({
+      db: database.db,
+      delivery: alertDelivery,
+      thresholds: alertThresholdsFromConfig(config),
+      logger,
+      intervalSeconds: config.ALERT_CHECK_INTERVAL_SECONDS,
+      temporalReachable: createHealthReporter({ db: database.db, temporal: { client, namespace: config.TEMPORAL_NAMESPACE } }).temporalReachable,
+    });
     const app = createApp({
       db: database.db,
       registry,
@@ -106,6 +122,9 @@ export async function startController(config: Config, opts: ControllerOptions = 
           logger,
           onStored: () => dispatcher.notify(),
         }),
+        dashboard,
+        createMetricsRouter({ db: database.db, logger }),
+        createStatsRouter({ db: database.db, adminToken: config.ADMIN_TOKEN }),
       ],
     });
     const server = http.createServer(app);
@@ -120,6 +139,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
     cleanups.push(
       () =>
         new Promise<void>((resolve) => {
+          dashboard.close();
           server.close(() => resolve());
           server.closeAllConnections();
         }),
@@ -127,7 +147,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
 
     const workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
     cleanups.push(() => workerConnection.close());
-    const activityDeps = { db: database.db, registry, logger, instanceId, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN };
+    const activityDeps = { db: database.db, registry, logger, instanceId, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN, onAlert: alertMonitor.onAlert };
     const workers: Worker[] = [];
     const gatewayWorker = await Worker.create({
       connection: workerConnection,
@@ -153,6 +173,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
       }),
     );
     dispatcher.start();
+    alertMonitor.start();
 
     // Graceful stop, in order: stop taking work, let in-flight agent commands finish, close sockets
     // (agents reconnect elsewhere at once), stop workers, then the rest.
@@ -162,6 +183,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
       stopping ??= (async () => {
         logger.info('stopping controller');
         await dispatcher.stop();
+        await alertMonitor.stop();
         await gateway.drain(graceMs);
         for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
         await Promise.all(running);
