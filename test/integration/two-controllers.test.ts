@@ -103,6 +103,7 @@ before(async () => {
     E2EPOOL_LOG_LEVEL: 'silent',
     E2EPOOL_SHUTDOWN_GRACE_SECONDS: '2',
     E2EPOOL_READINESS_STABLE_SECONDS: '0',
+    E2EPOOL_FINALIZE_COOLDOWN_SECONDS: '0',
   });
   const workflowBundle = await bundleWorkflowsOnce();
   a = await startController(config, { logger, workflowBundle });
