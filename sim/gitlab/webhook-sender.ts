@@ -3,6 +3,7 @@
 // deliveries (same UUID), delays, and retries of 5xx and connection failures. Deliveries to one
 // hook go out in order, so tests see statuses in the order they happened.
 import { randomUUID } from 'node:crypto';
+import { sleepUnlessAborted } from '../../src/util/sleep.js';
 
 export interface SimWebhookConfig {
   url: string;
@@ -122,7 +123,7 @@ export class WebhookSender {
 
   private async deliver(event: SentEvent, copy: number): Promise<void> {
     const { config } = event.hook;
-    if (config.delayMs > 0) await sleep(config.delayMs, this.abort.signal);
+    if (config.delayMs > 0) await sleepUnlessAborted(config.delayMs, this.abort.signal);
     for (let attempt = 1; attempt <= config.maxAttempts; attempt++) {
       if (this.abort.signal.aborted) return;
       const record: WebhookDeliveryRecord = {
@@ -156,7 +157,7 @@ export class WebhookSender {
       } catch (err) {
         record.error = err instanceof Error ? err.name === 'TimeoutError' ? `timeout after ${config.timeoutMs} ms` : err.message : String(err);
       }
-      if (attempt < config.maxAttempts) await sleep(config.retryDelayMs * 2 ** (attempt - 1), this.abort.signal);
+      if (attempt < config.maxAttempts) await sleepUnlessAborted(config.retryDelayMs * 2 ** (attempt - 1), this.abort.signal);
     }
   }
 }
@@ -180,18 +181,6 @@ function normalizeConfig(config: SimWebhookConfig): Hook['config'] {
   };
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 function definedOnly<T extends object>(obj: T): Partial<T> {
   return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as Partial<T>;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Logger } from '../logger.js';
 import { spawnInOwnGroup } from '../../temporal/process-group.js';
 import { startSimRunnerLoop, type GitlabSimulatorApi, type SimJob, type SimJobResult, type SimRunnerLoop } from '../../sim/gitlab/index.js';
+import { sleepUnlessAborted } from '../util/sleep.js';
 
 export interface DemoJobRunner {
   runnerId: string;
@@ -88,18 +89,6 @@ async function runCli(cliEntry: string, args: string[], signal: AbortSignal): Pr
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 const firstLine = (text: string) => text.split('\n').find((l) => l.trim())?.slice(0, 300) ?? '';
 
@@ -142,7 +131,7 @@ export function startDemoJobs(opts: DemoJobsOptions): DemoJobs {
       // A cooldown (429), an agent that is reconnecting (exit 2): a pre_build_script would retry.
       if (attempt < createAttempts && !signal.aborted) {
         logger.info({ runnerId: runner.runnerId, jobId: job.id, attempt, error: last }, 'demo job: create did not succeed yet; retrying');
-        await sleep(createRetryDelayMs, signal);
+        await sleepUnlessAborted(createRetryDelayMs, signal);
       }
     }
     throw new Error(`e2epool create failed: ${last}`);
@@ -173,7 +162,7 @@ export function startDemoJobs(opts: DemoJobsOptions): DemoJobs {
     logger.info({ runnerId: runner.runnerId, jobId: job.id, checkpoint, seconds: durationMs / 1000 }, 'demo job: checkpoint created; running tests');
     // What the tests leave behind: cleanup or the reset must remove it.
     await writeFile(path.join(runner.workspaceDir, `job-${job.id}.log`), `job ${job.id} on ${runner.runnerId}\n`).catch(() => undefined);
-    await sleep(durationMs, signal);
+    await sleepUnlessAborted(durationMs, signal);
     if (signal.aborted) return 'canceled';
     const position = opts.runners.indexOf(runner);
     const first = finishedOnce.has(runner.runnerId) ? undefined : firstOutcomes[position % Math.max(1, firstOutcomes.length)];
