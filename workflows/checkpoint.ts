@@ -21,6 +21,7 @@ import type {
   AgentRoute,
   BackendActivities,
   CiActivities,
+  ClaimResult,
   ProjectionInput,
   RouteActivities,
   RunnerPlan,
@@ -219,6 +220,16 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     return err instanceof Error ? err.message : String(err);
   }
 
+  /** The route to the runner's agent, or null; a failing lookup counts as no route, never a failure. */
+  async function findRoute(): Promise<AgentRoute | null> {
+    try {
+      return await routes.resolveAgentRoute({ runnerId: input.runnerId });
+    } catch (err) {
+      log.warn('agent route lookup failed', { checkpoint: input.name, error: failureMessage(err) });
+      return null;
+    }
+  }
+
   /** One delivery on the task queue of the instance holding the session; the caller re-routes. */
   function sendCommand(route: AgentRoute, name: AgentCommandInput['name'], commandId: string): Promise<AgentCommandResult> {
     const gateway = proxyActivities<AgentActivities>({
@@ -239,7 +250,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     let lastDetail = 'no agent session';
     for (let attempt = 1; attempt <= t.agentRouteAttempts; attempt++) {
       if (attempt > 1) await sleep(`${backoffSeconds(attempt - 1, 2, 30)} seconds`);
-      const route = await routes.resolveAgentRoute({ runnerId: input.runnerId });
+      const route = await findRoute();
       if (!route || (opts.minEpoch !== undefined && !isSessionFresh(route.sessionEpoch, opts.minEpoch))) {
         lastDetail = route ? 'agent session is older than the reset' : 'agent not connected';
         continue;
@@ -280,10 +291,20 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     if (!accepted) return 'abandoned';
 
     const claimDeadline = Date.now() + t.createWaitForCleanupSeconds * 1000;
-    let claim = await claimOnce.claimRunner({ ...ref, jobId: input.jobId, projectId: input.projectId, backend: input.backend, caller: input.caller, cooldownSeconds: t.cooldownSeconds });
-    while (!claim.ok && claim.holderCleaning && Date.now() < claimDeadline && !createTimedOut && !cancelRequested) {
-      await sleep('2 seconds');
-      claim = await claimOnce.claimRunner({ ...ref, jobId: input.jobId, projectId: input.projectId, backend: input.backend, caller: input.caller, cooldownSeconds: t.cooldownSeconds });
+    const claimInput = { ...ref, jobId: input.jobId, projectId: input.projectId, backend: input.backend, caller: input.caller, cooldownSeconds: t.cooldownSeconds };
+    let claim: ClaimResult;
+    try {
+      claim = await claimOnce.claimRunner(claimInput);
+      while (!claim.ok && claim.holderCleaning && Date.now() < claimDeadline && !createTimedOut && !cancelRequested) {
+        await sleep('2 seconds');
+        claim = await claimOnce.claimRunner(claimInput);
+      }
+    } catch (err) {
+      // The database did not answer: our row may or may not exist, so release it if it does.
+      const detail = `could not claim the runner: ${failureMessage(err)}`;
+      await store.releaseClaim({ ...ref, seq: 1, from: 'creating', to: 'create_failed', event: 'create_failed', detail });
+      await finishCreate({ ok: false, code: 'backend', detail });
+      return 'create_failed';
     }
     if (!claim.ok) {
       await finishCreate({ ok: false, code: claim.code === 'runner_not_found' ? 'not_found' : claim.code, detail: claim.detail });
@@ -539,7 +560,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     if (plan.resetMode === 'reboot') return { sessionDropped: true };
     if (plan.resetMode === 'in_place') return { sessionDropped: false };
     await sleep(`${t.resetSettleSeconds} seconds`);
-    const route = await routes.resolveAgentRoute({ runnerId: input.runnerId });
+    const route = await findRoute();
     return { sessionDropped: !route || isSessionFresh(route.sessionEpoch, epochAtReset) };
   }
 
@@ -553,7 +574,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     const deadline = Date.now() + t.readinessTimeoutSeconds * 1000;
     let problem = 'no agent session yet';
     for (let probe = 1; Date.now() < deadline; probe++) {
-      const route = await routes.resolveAgentRoute({ runnerId: input.runnerId });
+      const route = await findRoute();
       if (!route) {
         problem = 'agent not connected';
       } else if (needFresh && !isSessionFresh(route.sessionEpoch, epochAtReset)) {
@@ -606,14 +627,30 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
         await sleep(`${backoffSeconds(attempt, 5, 300)} seconds`);
       }
     }
-    const unpause = unpausing.unpauseRunner(ref);
+    // Started before the alert timer, as in the first release (replay keeps the command order).
+    let unpause = unpausing.unpauseRunner(ref).then(
+      () => null,
+      (err: unknown) => err,
+    );
     const alertKey = `unpause_slow:${input.name}`;
     let alerted = false;
-    const slow = sleep(`${t.unpauseAlertAfterSeconds} seconds`).then(async () => {
+    const alertOnce = async (why: string) => {
+      if (alerted) return;
       alerted = true;
-      await store.raiseAlert({ key: alertKey, severity: 'warning', message: `Runner ${input.runnerId} is clean but could not be unpaused for ${t.unpauseAlertAfterSeconds}s`, runnerId: input.runnerId, checkpointName: input.name });
-    });
-    await Promise.race([unpause, slow.then(() => unpause)]);
+      await store.raiseAlert({ key: alertKey, severity: 'warning', message: `Runner ${input.runnerId} is clean but ${why}`, runnerId: input.runnerId, checkpointName: input.name });
+    };
+    void sleep(`${t.unpauseAlertAfterSeconds} seconds`).then(() => alertOnce(`could not be unpaused for ${t.unpauseAlertAfterSeconds}s`));
+    // The runner is clean: keep trying without limit, also after a failure Temporal will not retry.
+    for (let attempt = 1; ; attempt++) {
+      const failure = await unpause;
+      if (failure === null) break;
+      await alertOnce(`could not be unpaused: ${failureMessage(failure)}`);
+      await sleep(`${backoffSeconds(attempt, 30, 300)} seconds`);
+      unpause = unpausing.unpauseRunner(ref).then(
+        () => null,
+        (err: unknown) => err,
+      );
+    }
     if (alerted) await store.resolveAlert({ key: alertKey });
   }
 

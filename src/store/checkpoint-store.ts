@@ -99,8 +99,10 @@ export async function projectTransition(db: Db, p: ProjectionInput, opts: { rele
   await db.transaction(async (tx) => {
     const inserted = await rows(
       tx,
+      // No row (a claim that never landed): nothing to project, and no stray transition either.
       sql`insert into checkpoint_transitions (checkpoint_name, runner_id, seq, from_state, to_state, event, detail, at)
-          values (${p.name}, ${p.runnerId}, ${p.seq}, ${p.from}, ${p.to}, ${p.event}, ${p.detail ?? null}, ${now})
+          select ${p.name}, ${p.runnerId}, ${p.seq}, ${p.from}, ${p.to}, ${p.event}, ${p.detail ?? null}, ${now}
+          where exists (select 1 from checkpoints where name = ${p.name})
           on conflict do nothing
           returning id`,
     );

@@ -438,4 +438,30 @@ describe('checkpoint workflow', () => {
       assert.equal(q.needsAttention?.reason, 'command_not_declared');
     });
   });
+
+  it('an unpause GitLab refuses is retried without limit, with an alert, until it works; the checkpoint still ends reset', async () => {
+    const world = new FakeWorld();
+    world.failures.set('unpauseRunner', { code: 'gitlab_auth', message: '401 Unauthorized', times: 2 });
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      assert.equal(await handle.result(), 'reset');
+      assert.equal(world.callCount('unpauseRunner'), 3);
+      assert.equal(world.paused, false);
+      assert.deepEqual(world.alerts.filter((a) => a.key === `unpause_slow:${name}`), [{ key: `unpause_slow:${name}`, severity: 'warning', resolved: true }]);
+    });
+  });
+
+  it('a claim the database never answers fails the create with backend and leaves no claim', async () => {
+    const world = new FakeWorld();
+    world.failures.set('claimRunner', { code: 'validation', message: 'database refused the statement' });
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      await assert.rejects(create(tq, inputFor(name)), (err: any) => err.cause?.type === 'backend' && /could not claim the runner/.test(err.cause.message));
+      assert.equal(await env.client.workflow.getHandle(name).result(), 'create_failed');
+      assert.equal(world.callCount('takeSnapshot'), 0);
+      assert.equal([...world.rows.values()].some((r) => r.holdsClaim), false);
+    });
+  });
 });

@@ -132,6 +132,7 @@ export class FakeWorld {
     const store: StoreActivities = {
       claimRunner: async (input) => {
         this.record('claimRunner', input.name);
+        this.maybeFail('claimRunner');
         if (this.claimResult) return this.claimResult;
         for (const [name, row] of this.rows) {
           if (row.holdsClaim && name !== input.name) return { ok: false, code: 'conflict', detail: `Active checkpoint '${name}' already exists for runner '${input.runnerId}'` };
