@@ -2,3 +2,5 @@
 export { selfCheckWorkflow } from './self-check.js';
 export type { SelfCheckInput, SelfCheckResult } from './self-check.js';
 export { checkpointWorkflow } from './checkpoint.js';
+export { retentionWorkflow, orphanSnapshotAuditWorkflow } from './housekeeping.js';
+export type { RetentionInput, RetentionResult, OrphanAuditResult } from './housekeeping.js';
