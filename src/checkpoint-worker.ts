@@ -9,6 +9,7 @@ import { connectTemporal } from '../temporal/client.js';
 import { assertServerCapabilities } from '../temporal/capabilities.js';
 import { assertSearchAttributes } from '../temporal/search-attributes-admin.js';
 import { createActivities } from '../activities/index.js';
+import { createHousekeepingActivities } from '../activities/housekeeping.js';
 import { workflowsEntry } from '../temporal/workflows-entry.js';
 import { newInstanceId } from './controller.js';
 
@@ -29,7 +30,10 @@ export async function startCheckpointWorker(config: Config): Promise<{ stop(): P
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: config.TASK_QUEUE,
       workflowsPath: workflowsEntry,
-      activities: createActivities({ db: database.db, registry, logger, instanceId, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN }),
+      activities: {
+        ...createActivities({ db: database.db, registry, logger, instanceId, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN }),
+        ...createHousekeepingActivities({ db: database.db, registry, logger, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000 }),
+      },
     });
     const running = worker.run();
     return {

@@ -26,6 +26,9 @@ import { createStatsRouter } from './api/routes/stats.js';
 import { createAlertDelivery } from './alerts/delivery.js';
 import { alertThresholdsFromConfig, createAlertMonitor } from './alerts/conditions.js';
 import { createHealthReporter } from './services/health.js';
+import { createHousekeepingActivities } from '../activities/housekeeping.js';
+import { createHousekeepingRouter } from './api/routes/housekeeping.js';
+import { ensureHousekeepingSchedules } from '../temporal/schedules.js';
 import { workflowsEntry } from '../temporal/workflows-entry.js';
 
 export interface ControllerOptions {
@@ -78,6 +81,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
     cleanups.push(() => connection.close());
     await assertServerCapabilities(connection, config.TEMPORAL_NAMESPACE);
     await assertSearchAttributes(connection, config.TEMPORAL_NAMESPACE, { register: config.TEMPORAL_REGISTER_SEARCH_ATTRIBUTES });
+    await ensureHousekeepingSchedules(client, { taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, namespace: config.TEMPORAL_NAMESPACE });
 
     const service = createCheckpointService({ db: database.db, registry, temporal: { client, taskQueue: config.TASK_QUEUE }, config, logger });
     const gateway = createAgentGateway({
@@ -125,6 +129,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
         dashboard,
         createMetricsRouter({ db: database.db, logger }),
         createStatsRouter({ db: database.db, adminToken: config.ADMIN_TOKEN }),
+        createHousekeepingRouter({ client, taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, adminToken: config.ADMIN_TOKEN }),
       ],
     });
     const server = http.createServer(app);
@@ -163,7 +168,10 @@ export async function startController(config: Config, opts: ControllerOptions = 
           namespace: config.TEMPORAL_NAMESPACE,
           taskQueue: config.TASK_QUEUE,
           ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: workflowsEntry }),
-          activities: createActivities(activityDeps),
+          activities: {
+            ...createActivities(activityDeps),
+            ...createHousekeepingActivities({ db: database.db, registry, logger, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, onAlert: alertMonitor.onAlert }),
+          },
         }),
       );
     }
