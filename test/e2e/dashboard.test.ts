@@ -15,6 +15,7 @@ import { createApp } from '../../src/api/app.js';
 import { createDashboardRouter, type DashboardRouter } from '../../src/api/routes/dashboard.js';
 import { createLogger } from '../../src/logger.js';
 import { raiseAlert } from '../../src/store/alert-store.js';
+import { sql } from 'drizzle-orm';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
 import { startDevServerEnv } from '../helpers/temporal.js';
 import { ADMIN_TOKEN, call, eventually, startApiHarness, type ApiHarness } from '../integration/api-harness.js';
@@ -124,6 +125,8 @@ void describe('operator dashboard', { timeout: 150_000 }, () => {
     // No agent is connected, so the reset after a failed job ends in needs attention.
     assert.equal((await call(base, 'POST', '/checkpoint/finalize', { token: tokenB, body: { checkpoint_name: cpB, status: 'failure' } })).status, 202);
     await eventually('needs attention', async () => (await stateOf(tokenB, cpB)) === 'needs_attention', 30_000);
+    // The workflow raises its alert right after projecting the state: wait for it too.
+    await eventually('needs-attention alert', async () => ((await database.db.execute(sql`select 1 from alerts where key = ${`needs_attention:${cpB}`}`)) as any).rows.length > 0, 30_000);
     await raiseAlert(database.db, { key: 'runner_offline:dash-c', severity: 'warning', message: 'Agent of dash-c has been offline for 10 minutes', runnerId: 'dash-c' });
   });
 
