@@ -78,7 +78,7 @@ export async function runJobLoop(o: JobLoopOptions): Promise<void> {
     if (o.jobMs > 0) await sleep(o.jobMs);
 
     const status = o.random() < o.successRatio ? 'success' : 'failure';
-    let finalizedAt = 0;
+    let finalizedAt: number;
     for (let attempt = 0; ; attempt++) {
       finalizedAt = performance.now();
       const ack = await o.agent.request('finalize', { checkpoint_name: name, status }, o.requestTimeoutMs);
