@@ -176,10 +176,12 @@ async function main(): Promise<void> {
       return { ...Object.fromEntries(st.controllers.map((c, i) => [`controller-${i + 1}`, [c.pid!]])), temporal: pids.temporal };
     });
     sampler.start();
-    const progress = setInterval(() => log(`lifecycles ${recorder.totalLifecycles}, errors ${recorder.totalErrors}${recorder.recording ? ', measuring' : ', warming up'}`), 5000);
+    let phase = 'warming up';
+    const progress = setInterval(() => log(`lifecycles ${recorder.totalLifecycles}, errors ${recorder.totalErrors}, ${phase}`), 5000);
 
     await sleep(warmupS * 1000);
     recorder.recording = true;
+    phase = 'measuring';
     const cpuStart = cpuNow();
     const t0 = performance.now();
     await sleep(durationS * 1000);
@@ -187,6 +189,7 @@ async function main(): Promise<void> {
     const elapsedS = (performance.now() - t0) / 1000;
     const cpuEnd = cpuNow();
     stopping = true;
+    phase = 'draining';
     log('measurement done, draining');
     await Promise.all(loops);
     clearInterval(progress);
