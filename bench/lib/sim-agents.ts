@@ -41,6 +41,14 @@ export interface CommandBehaviour {
   dropReply?: boolean;
   /** Answer only after this extra delay (past the controller's deadline, say). */
   replyDelayMs?: number;
+  /** The session drops this long after the command started; the command itself runs on. */
+  disconnectAfterMs?: number;
+  /** The session drops right after the answer was sent. */
+  disconnectAfterReply?: boolean;
+  /** The frame arrives but the session drops before the command starts: it never runs. */
+  dropBeforeRun?: boolean;
+  /** Called as the command starts (chaos uses it to drain the instance mid-command). */
+  onStart?: () => void;
 }
 
 export interface SimAgentOptions {
@@ -54,6 +62,9 @@ export interface SimAgentOptions {
   declared?: string[];
   behaviour?: (agent: SimAgent, command: string, commandId: string | null) => CommandBehaviour;
   onCommand?: (record: CommandRecord) => void;
+  onSession?: (event: { runnerId: string; serial: number; bootId: string; open: boolean; at: number }) => void;
+  /** Legacy agents get raw command text; this maps it back to the command's name for the records. */
+  legacyCommandNames?: Record<string, string>;
   reconnectDelayMs?: number;
 }
 
@@ -83,6 +94,11 @@ export class SimAgent {
     this.runnerId = opts.runnerId;
     this.kind = opts.kind;
     this.urlIndex = opts.firstUrl ?? 0;
+  }
+
+  /** The controller URL of the current (or last) session. */
+  get url(): string {
+    return this.opts.urls[this.urlIndex % this.opts.urls.length]!;
   }
 
   get connected(): boolean {
@@ -120,7 +136,7 @@ export class SimAgent {
   /** Drops the session without a close frame; reconnects after `downMs` (a network cut). */
   disconnect(downMs = 0, opts: { newBootId?: boolean } = {}): void {
     this.downUntil = Math.max(this.downUntil, Date.now() + downMs);
-    if (opts.newBootId) this.bootId = randomBytes(8).toString('hex');
+    if (opts.newBootId) this.reboot();
     this.ws?.terminate();
   }
 
@@ -135,10 +151,16 @@ export class SimAgent {
   powerOn(bootMs: number): void {
     if (!this.poweredOff) return;
     this.poweredOff = false;
-    this.bootId = randomBytes(8).toString('hex');
+    this.reboot();
     this.downUntil = Date.now() + bootMs;
     clearTimeout(this.reconnectTimer);
     if (!this.ws) this.connect();
+  }
+
+  /** A new boot: a new boot id, and the agent process starts with an empty command memory. */
+  private reboot(): void {
+    this.bootId = randomBytes(8).toString('hex');
+    this.remembered.clear();
   }
 
   /** One request (create, finalize, status) and its reply; a lost session or the deadline is a 503. */
@@ -173,6 +195,7 @@ export class SimAgent {
     ws.on('open', () => {
       this.sessionSerial += 1;
       this.sessionStartedAt = Date.now();
+      this.opts.onSession?.({ runnerId: this.runnerId, serial: this.sessionSerial, bootId: this.bootId, open: true, at: this.sessionStartedAt });
       if (this.kind === 'current') {
         ws.send(JSON.stringify({ id: `hello-${this.sessionSerial}`, type: 'hello', payload: { protocol: 2, agent_version: 'sim-1', boot_id: this.bootId, commands: this.opts.declared ?? ['reset', 'readiness', 'cleanup'] } }));
       }
@@ -185,8 +208,11 @@ export class SimAgent {
     });
     ws.on('message', (data) => this.onMessage(ws, data.toString()));
     ws.on('error', () => undefined);
+    let opened = false;
+    ws.once('open', () => (opened = true));
     ws.on('close', () => {
       if (this.ws === ws) this.ws = null;
+      if (opened) this.opts.onSession?.({ runnerId: this.runnerId, serial: this.sessionSerial, bootId: this.bootId, open: false, at: Date.now() });
       clearInterval(this.pingTimer);
       for (const [id, p] of this.pending) {
         clearTimeout(p.timer);
@@ -229,13 +255,19 @@ export class SimAgent {
       this.send(ws, { id: msg.id, status: 'error', data: { exit_code: -1, stdout: '', stderr: 'remote commands are disabled' } });
       return;
     }
-    const command: string = isRun ? String(payload.command) : String(payload.cmd);
+    const rawCommand = isRun ? String(payload.command) : String(payload.cmd);
+    const command: string = isRun ? rawCommand : (this.opts.legacyCommandNames?.[rawCommand] ?? rawCommand);
     const commandId: string | null = isRun && typeof payload.command_id === 'string' ? payload.command_id : null;
     if (isRun && !(this.opts.declared ?? ['reset', 'readiness', 'cleanup']).includes(command)) {
       this.send(ws, { id: msg.id, status: 'error', data: { exit_code: -1, stdout: '', stderr: 'not declared' }, error: { code: 404, detail: 'command_not_declared' } });
       return;
     }
     const behaviour = this.opts.behaviour?.(this, command, commandId) ?? { exitCode: 0, ms: 0 };
+    if (behaviour.dropBeforeRun) {
+      ws.terminate();
+      return;
+    }
+    behaviour.onStart?.();
     const record: CommandRecord = {
       runnerId: this.runnerId,
       command,
@@ -257,6 +289,10 @@ export class SimAgent {
     } else {
       result = this.execute(behaviour, record);
       if (commandId) this.remembered.set(commandId, { at: Date.now(), result });
+      if (behaviour.disconnectAfterMs !== undefined) {
+        const session = ws;
+        setTimeout(() => session.terminate(), behaviour.disconnectAfterMs);
+      }
     }
     const { exitCode } = await result;
     record.exitCode = exitCode;
@@ -272,6 +308,7 @@ export class SimAgent {
     };
     // A reply goes back on the session the command came in on, as the real agent does.
     this.send(ws, reply);
+    if (behaviour.disconnectAfterReply) setTimeout(() => ws.terminate(), 5);
   }
 
   private async execute(behaviour: CommandBehaviour, record: CommandRecord): Promise<{ exitCode: number }> {

@@ -63,7 +63,6 @@ export class ManagedProcess {
   private group: GroupChild | undefined;
   private log: WriteStream;
   private output = '';
-  /** Pids of every start, newest last (CPU of earlier, killed starts is counted by our own cutime). */
   starts = 0;
 
   constructor(
@@ -72,6 +71,8 @@ export class ManagedProcess {
     private readonly env: NodeJS.ProcessEnv,
     logFile: string,
     private readonly readyPattern: RegExp,
+    /** Arguments of every start after the first (e.g. without --fresh). */
+    private readonly restartArgs: string[] = args,
   ) {
     this.log = createWriteStream(logFile, { flags: 'a' });
   }
@@ -88,7 +89,7 @@ export class ManagedProcess {
   async start(timeoutMs = 180_000): Promise<string> {
     this.output = '';
     this.starts += 1;
-    const group = spawnInOwnGroup(process.execPath, [CLI, ...this.args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
+    const group = spawnInOwnGroup(process.execPath, [CLI, ...(this.starts === 1 ? this.args : this.restartArgs)], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'], cwd: repoRoot });
     this.group = group;
     const onData = (chunk: Buffer) => {
       this.log.write(chunk);
@@ -160,13 +161,9 @@ export async function startStack(opts: StackOptions, progress: (line: string) =>
 
   const temporalPort = await findFreePort();
   const uiPort = await findFreePort();
-  const temporal = new ManagedProcess(
-    'temporal',
-    ['temporal-dev', '--fresh', '--db-file', path.join(opts.workDir, 'temporal.sqlite'), '--port', String(temporalPort), '--ui-port', String(uiPort)],
-    baseEnv,
-    path.join(opts.workDir, 'temporal.log'),
-    /Frontend:\s+(\S+)/,
-  );
+  const temporalArgs = ['temporal-dev', '--db-file', path.join(opts.workDir, 'temporal.sqlite'), '--port', String(temporalPort), '--ui-port', String(uiPort)];
+  // A restart (chaos) keeps the SQLite file: only the first start is fresh.
+  const temporal = new ManagedProcess('temporal', [...temporalArgs, '--fresh'], baseEnv, path.join(opts.workDir, 'temporal.log'), /Frontend:\s+(\S+)/, temporalArgs);
   const controllers: ManagedProcess[] = [];
   const stop = async () => {
     await Promise.all(controllers.map((c) => c.stop('SIGTERM', 30_000)));
