@@ -44,31 +44,41 @@ Figures: lifecycles/s counts checkpoints that ended inside the measured window; 
 and turnaround (finalize sent -> end state seen) are in ms; cpuSecondsPerLifecycle splits controller,
 Temporal server and PostgreSQL (from /proc, children included); errors are keyed request:code.`;
 
-const { values: args } = parseArgs({
-  options: {
-    runners: { type: 'string', default: '10' },
-    duration: { type: 'string', default: '60' },
-    warmup: { type: 'string', default: '10' },
-    agents: { type: 'string', default: 'legacy' },
-    backend: { type: 'string', default: 'bare_metal' },
-    instances: { type: 'string', default: '1' },
-    'job-ms': { type: 'string', default: '0' },
-    'success-ratio': { type: 'string', default: '0.5' },
-    'poll-ms': { type: 'string', default: '100' },
-    save: { type: 'boolean', default: false },
-    results: { type: 'string', default: path.join(repoRoot, 'bench', 'results.json') },
-    label: { type: 'string' },
-    compare: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
-  allowPositionals: false,
-});
+function parseOptions() {
+  return parseArgs({
+    options: {
+      runners: { type: 'string', default: '10' },
+      duration: { type: 'string', default: '60' },
+      warmup: { type: 'string', default: '10' },
+      agents: { type: 'string', default: 'legacy' },
+      backend: { type: 'string', default: 'bare_metal' },
+      instances: { type: 'string', default: '1' },
+      'job-ms': { type: 'string', default: '0' },
+      'success-ratio': { type: 'string', default: '0.5' },
+      'poll-ms': { type: 'string', default: '100' },
+      save: { type: 'boolean', default: false },
+      results: { type: 'string', default: path.join(repoRoot, 'bench', 'results.json') },
+      label: { type: 'string' },
+      compare: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    allowPositionals: false,
+  }).values;
+}
 
 function usage(message: string): never {
   process.stderr.write(`Error: ${message}\n\n${HELP}\n`);
   process.exit(2);
 }
+
+let parsed: ReturnType<typeof parseOptions>;
+try {
+  parsed = parseOptions();
+} catch (err) {
+  usage((err as Error).message);
+}
+const args = parsed;
 
 function intArg(name: keyof typeof args, min: number, max: number): number {
   const value = Number(args[name]);
