@@ -21,6 +21,7 @@ export async function resolveAgentRoute(db: Db, runnerId: string, opts: { staleA
     const [row] = await db
       .select({
         declaredCommands: agentPresence.declaredCommands,
+        bootId: agentPresence.bootId,
         // Database clock only, like the liveness check.
         connectedForSeconds: sql<string>`extract(epoch from (now() - ${agentPresence.connectedAt}))::text`,
       })
@@ -35,6 +36,7 @@ export async function resolveAgentRoute(db: Db, runnerId: string, opts: { staleA
       legacy: declared === null,
       declaredCommands: declared,
       connectedForSeconds: Math.max(0, Math.floor(Number(row.connectedForSeconds) || 0)),
+      bootId: row.bootId ?? null,
     };
   }
   return null;

@@ -98,6 +98,8 @@ export interface AgentRoute {
   legacy: boolean;
   connectedForSeconds: number;
   declaredCommands: string[] | null;
+  /** What the agent reported in its hello (null for legacy agents or when unknown). */
+  bootId?: string | null;
 }
 
 export interface RouteActivities {

@@ -8,7 +8,9 @@ import {
   TimeoutFailure,
   allHandlersFinished,
   condition,
+  isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -39,7 +41,7 @@ import {
   type JobObservation,
 } from '../src/domain/decisions.js';
 import { parseFinalizeStatus, type FinalizeIntent } from '../src/domain/finalize.js';
-import { applyEvent, initialSnapshot, type CheckpointEvent, type CheckpointSnapshot } from '../src/domain/transitions.js';
+import { applyEvent, initialSnapshot, InvalidTransitionError, type CheckpointEvent, type CheckpointSnapshot, type TransitionResult } from '../src/domain/transitions.js';
 import {
   checkpointQuery,
   createUpdate,
@@ -59,8 +61,30 @@ type OperatorRequest = { kind: 'retry_reset'; signal: RetryResetSignal } | { kin
 type RouteOutcome =
   | { kind: 'result'; result: AgentCommandResult }
   | { kind: 'lost'; legacy: boolean; detail: string }
+  /** A current agent's session was lost during the command and came back with another boot id. */
+  | { kind: 'rebooted'; detail: string }
   | { kind: 'not_declared'; detail: string }
   | { kind: 'unreachable'; detail: string };
+
+/**
+ * Workflows started before this marker keep the first release's behaviour on replay; new ones get:
+ * delivery-aware agent re-routing (a reset never delivered is never taken for a reboot), operator
+ * signals that count only in the needs-attention episode they answer, a create deadline that cannot
+ * answer 504 once the checkpoint is committed, command ids unique per attempt, and the pause_failed
+ * alert resolved when the checkpoint leaves needs attention.
+ */
+export const CHECKPOINT_FIXES_PATCH = 'checkpoint-fixes-2026-12';
+
+/** The operator's name from a signal; anything that is not a short string is 'unknown'. */
+function actorOf(sig: unknown): string {
+  const actor = sig && typeof sig === 'object' ? (sig as { actor?: unknown }).actor : undefined;
+  return typeof actor === 'string' && actor.length > 0 ? actor.slice(0, 100) : 'unknown';
+}
+
+function episodeOf(sig: unknown): number | undefined {
+  const episode = sig && typeof sig === 'object' ? (sig as { episode?: unknown }).episode : undefined;
+  return typeof episode === 'number' && Number.isInteger(episode) ? episode : undefined;
+}
 
 /** Thrown inside a step to leave it for needs_attention. */
 class NeedsAttention extends Error {
@@ -75,6 +99,8 @@ class NeedsAttention extends Error {
 export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promise<WorkflowEnd> {
   const t = input.timings;
   const ref = { name: input.name, runnerId: input.runnerId };
+  // Decided once, before anything else, so a run keeps one behaviour for its whole life.
+  const fixes = patched(CHECKPOINT_FIXES_PATCH);
 
   // --- activities -------------------------------------------------------------------------------
   const store = proxyActivities<StoreActivities>({
@@ -121,15 +147,31 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
   let createOutcome: CreateOutcome | undefined;
   let createTimedOut = false;
   let cancelRequested = false;
+  /** Set just before the snapshot_taken projection: past it, the create succeeds even if late. */
+  let createCommitted = false;
   const finalizeQueue: FinalizeIntent[] = [];
   const operatorQueue: OperatorRequest[] = [];
+  /** Seq of the step_failed projection that opened the current needs-attention episode. */
+  let needsAttentionSeq: number | null = null;
+  /** The episode an operator request was already taken for: later signals for it are ignored. */
+  let answeredEpisode: number | null = null;
+  let ignoredOperatorSignals = 0;
 
   // --- handlers: registered before the first await ----------------------------------------------
   setHandler(
     createUpdate,
     async (req): Promise<CreateResult> => {
       createRequested = true;
-      const won = await condition(() => createOutcome !== undefined, Math.max(1, req.deadlineMs - Date.now()));
+      let won: boolean;
+      try {
+        won = await condition(() => createOutcome !== undefined, Math.max(1, req.deadlineMs - Date.now()));
+        // Committed means the snapshot exists and is being projected: the answer is success, late.
+        if (!won && fixes && createCommitted) won = await condition(() => createOutcome !== undefined).then(() => true);
+      } catch (err) {
+        // Cancelled while creating: the main body compensates; the caller gets a domain answer.
+        if (isCancellation(err)) throw ApplicationFailure.create({ type: 'backend', nonRetryable: true, message: 'Checkpoint creation was canceled' });
+        throw err;
+      }
       if (!won) {
         createTimedOut = true;
         throw ApplicationFailure.create({ type: 'create_timeout', nonRetryable: true, message: 'Checkpoint creation did not finish before its deadline' });
@@ -145,19 +187,46 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
       },
     },
   );
+  // Signal handlers validate everything and never throw: a throw would fail every workflow task.
   setHandler(finalizeSignal, (sig) => {
-    const status = parseFinalizeStatus(sig?.status);
-    if (!status || typeof sig.source !== 'string') {
+    try {
+      const status = parseFinalizeStatus(sig?.status);
+      if (!status || typeof sig.source !== 'string') {
+        log.warn('ignoring malformed finalize signal', { checkpoint: input.name });
+        return;
+      }
+      finalizeQueue.push({ status, source: sig.source.slice(0, 50), at: Date.now() });
+    } catch {
       log.warn('ignoring malformed finalize signal', { checkpoint: input.name });
-      return;
     }
-    finalizeQueue.push({ status, source: sig.source.slice(0, 50), at: Date.now() });
   });
+  /** Old runs queue every operator signal; new ones take one per episode, only in that episode. */
+  function acceptOperator(request: OperatorRequest, episode: number | undefined) {
+    if (fixes) {
+      const stale =
+        cp.state !== 'needs_attention' || operatorQueue.length > 0 || answeredEpisode === needsAttentionSeq || (episode !== undefined && episode !== needsAttentionSeq);
+      if (stale) {
+        ignoredOperatorSignals += 1;
+        log.warn('ignoring operator signal outside its needs-attention episode', { checkpoint: input.name, kind: request.kind, state: cp.state, episode, current: needsAttentionSeq });
+        return;
+      }
+    }
+    operatorQueue.push(request);
+  }
   setHandler(retryResetSignal, (sig) => {
-    operatorQueue.push({ kind: 'retry_reset', signal: { actor: String(sig?.actor ?? 'unknown') } });
+    try {
+      acceptOperator({ kind: 'retry_reset', signal: { actor: actorOf(sig) } }, episodeOf(sig));
+    } catch {
+      log.warn('ignoring malformed retryReset signal', { checkpoint: input.name });
+    }
   });
   setHandler(releaseSignal, (sig) => {
-    operatorQueue.push({ kind: 'release', signal: { actor: String(sig?.actor ?? 'unknown'), deleteSnapshot: sig?.deleteSnapshot === true } });
+    try {
+      const deleteSnapshot = !!sig && typeof sig === 'object' && (sig as { deleteSnapshot?: unknown }).deleteSnapshot === true;
+      acceptOperator({ kind: 'release', signal: { actor: actorOf(sig), deleteSnapshot } }, episodeOf(sig));
+    } catch {
+      log.warn('ignoring malformed release signal', { checkpoint: input.name });
+    }
   });
   setHandler(checkpointQuery, () => ({
     name: input.name,
@@ -168,6 +237,8 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     needsAttention: cp.needsAttention,
     ttlExtensions: cp.ttlExtensions,
     step,
+    needsAttentionEpisode: cp.state === 'needs_attention' ? needsAttentionSeq : null,
+    ignoredOperatorSignals,
   }));
 
   // Cancellation is handled, not obeyed blindly: while created it means "canceled"; during create it
@@ -186,7 +257,16 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
 
   async function transition(event: CheckpointEvent, detail?: string, fields: ProjectionInput['fields'] = {}, via: 'project' | 'release' = 'project') {
     const from = cp.state === 'new' ? null : cp.state;
-    const result = applyEvent(cp, event);
+    let result: TransitionResult;
+    try {
+      result = applyEvent(cp, event);
+    } catch (err) {
+      // A transition the table refuses is a bug: say so loudly, but never wedge the workflow.
+      if (!(err instanceof InvalidTransitionError)) throw err;
+      log.error('refused transition skipped', { checkpoint: input.name, from: cp.state, event: event.type });
+      await store.raiseAlert({ key: `workflow_bug:${input.name}`, severity: 'critical', message: `Checkpoint ${input.name} skipped a refused transition: ${err.message}`, runnerId: input.runnerId, checkpointName: input.name });
+      return { snapshot: cp, ignored: true };
+    }
     cp = result.snapshot;
     seq += 1;
     const projection: ProjectionInput = {
@@ -235,7 +315,9 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     const gateway = proxyActivities<AgentActivities>({
       taskQueue: `e2epool-gw-${route.instanceId}`,
       scheduleToStartTimeout: '15 seconds',
-      startToCloseTimeout: `${t.commandTimeoutSeconds + 30} seconds`,
+      // Longer than the gateway's own reply deadline (command timeout + 30 s grace), so that deadline
+      // always answers first and a server-side timeout never races it.
+      startToCloseTimeout: `${t.commandTimeoutSeconds + (fixes ? 60 : 30)} seconds`,
       heartbeatTimeout: '20 seconds',
       retry: { maximumAttempts: 1 },
     });
@@ -247,6 +329,79 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
    * stale routes, lost sessions and dead instances (server retries cannot: schedule-to-start).
    */
   async function routeAndRun(name: AgentCommandInput['name'], commandId: string, opts: { minEpoch?: number } = {}): Promise<RouteOutcome> {
+    return fixes ? routeAndRunDeliveryAware(name, commandId, opts) : routeAndRunFirstRelease(name, commandId, opts);
+  }
+
+  /**
+   * Not delivered (no session, wrong instance, draining, never sent) is always re-routed. Sent but
+   * unanswered is a lost command: readiness is simply re-sent; a legacy agent cannot de-duplicate,
+   * so the caller decides; a current agent gets the same command id again (it attaches to the run
+   * or replays its result), unless it came back with another boot id after a reset: then the host
+   * rebooted, which is what the reset does.
+   */
+  async function routeAndRunDeliveryAware(name: AgentCommandInput['name'], commandId: string, opts: { minEpoch?: number }): Promise<RouteOutcome> {
+    let lastDetail = 'no agent session';
+    let lostOn: AgentRoute | null = null;
+    for (let attempt = 1; attempt <= t.agentRouteAttempts; attempt++) {
+      if (attempt > 1) await sleep(`${backoffSeconds(attempt - 1, 2, 30)} seconds`);
+      const route = await findRoute();
+      if (!route || (opts.minEpoch !== undefined && !isSessionFresh(route.sessionEpoch, opts.minEpoch))) {
+        lastDetail = route ? 'agent session is older than the reset' : 'agent not connected';
+        continue;
+      }
+      try {
+        return { kind: 'result', result: await sendCommand(route, name, commandId) };
+      } catch (err) {
+        const type = failureType(err);
+        lastDetail = failureMessage(err);
+        if (type === 'command_not_declared') return { kind: 'not_declared', detail: lastDetail };
+        if (type === 'agent_command_timeout') {
+          return { kind: 'result', result: { ok: false, exitCode: -1, stdout: '', stderr: lastDetail, durationMs: 0 } };
+        }
+        const lost = type === 'agent_not_connected' || type === 'timeout:HEARTBEAT' || type === 'timeout:START_TO_CLOSE';
+        if (lost && name !== 'readiness') {
+          if (route.legacy) return { kind: 'lost', legacy: true, detail: lastDetail };
+          if (name === 'reset') return awaitAgentAfterLostReset(route, commandId, lastDetail);
+          lostOn ??= route;
+        }
+        log.warn(lost ? 'agent command lost, sending it again' : 'agent command not delivered, re-routing', { checkpoint: input.name, command: name, commandId, attempt, type });
+      }
+    }
+    if (lostOn) return { kind: 'lost', legacy: false, detail: lastDetail };
+    return { kind: 'unreachable', detail: lastDetail };
+  }
+
+  /**
+   * A current agent's session dropped while it ran the reset. Within the readiness budget, wait for
+   * it to come back: with another boot id the host rebooted (what a reset does); with the same one
+   * the same command id goes again and the agent attaches to the run or replays its result.
+   */
+  async function awaitAgentAfterLostReset(lostOn: AgentRoute, commandId: string, detail: string): Promise<RouteOutcome> {
+    const deadline = Date.now() + t.readinessTimeoutSeconds * 1000;
+    let last = lostOn;
+    while (Date.now() < deadline) {
+      await sleep(`${t.readinessPollIntervalSeconds} seconds`);
+      const route = await findRoute();
+      if (!route || route.sessionEpoch === last.sessionEpoch) continue;
+      if (lostOn.bootId && route.bootId && route.bootId !== lostOn.bootId) {
+        return { kind: 'rebooted', detail: `the session was lost during the reset and came back with boot id ${route.bootId} (was ${lostOn.bootId})` };
+      }
+      try {
+        return { kind: 'result', result: await sendCommand(route, 'reset', commandId) };
+      } catch (err) {
+        const type = failureType(err);
+        detail = failureMessage(err);
+        if (type === 'command_not_declared') return { kind: 'not_declared', detail };
+        if (type === 'agent_command_timeout') return { kind: 'result', result: { ok: false, exitCode: -1, stdout: '', stderr: detail, durationMs: 0 } };
+        last = route;
+        log.warn('reset sent again after a lost session failed; waiting for the agent', { checkpoint: input.name, commandId, type });
+      }
+    }
+    return { kind: 'lost', legacy: false, detail: `${detail}; the agent did not come back within ${t.readinessTimeoutSeconds}s` };
+  }
+
+  /** The first release's routing, kept for runs started before CHECKPOINT_FIXES_PATCH. */
+  async function routeAndRunFirstRelease(name: AgentCommandInput['name'], commandId: string, opts: { minEpoch?: number }): Promise<RouteOutcome> {
     let lastDetail = 'no agent session';
     for (let attempt = 1; attempt <= t.agentRouteAttempts; attempt++) {
       if (attempt > 1) await sleep(`${backoffSeconds(attempt - 1, 2, 30)} seconds`);
@@ -331,6 +486,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
       if (end !== 'needs_attention') return end;
       return waitForOperatorFromNeedsAttention(plan);
     }
+    createCommitted = true;
     await transition({ type: 'snapshot_taken' }, 'snapshot taken', { vmid: vmid ?? undefined });
     step = null;
     await finishCreate({ ok: true });
@@ -544,15 +700,25 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
       }
       return { sessionDropped: true };
     }
-    const outcome = await routeAndRun('reset', `${input.name}:reset:${resetAttempt}`);
+    const outcome = await routeAndRun('reset', fixes ? `${input.name}:reset:${seq}` : `${input.name}:reset:${resetAttempt}`);
     switch (outcome.kind) {
       case 'not_declared':
         throw new NeedsAttention('command_not_declared', `the agent does not declare a reset command: ${outcome.detail}`);
       case 'unreachable':
         throw new NeedsAttention('agent_unreachable', `could not reach the agent to reset: ${outcome.detail}`);
+      case 'rebooted':
+        if (plan.resetMode === 'in_place') {
+          throw new NeedsAttention('command_outcome_unknown', `the host rebooted during an in-place reset (${outcome.detail}); the reset may or may not have completed`);
+        }
+        return { sessionDropped: true };
       case 'lost':
-        // A reboot drops the session by design; otherwise we cannot know whether the reset ran.
-        if (plan.resetMode === 'reboot' || plan.resetMode === 'auto') return { sessionDropped: true };
+        if (!fixes) {
+          if (plan.resetMode === 'reboot' || plan.resetMode === 'auto') return { sessionDropped: true };
+        } else if (outcome.legacy && plan.resetMode === 'reboot') {
+          // A legacy agent reports no boot id: in reboot mode a dropped session is the reboot
+          // (ARCHITECTURE §4.9); readiness still needs a session newer than the reset.
+          return { sessionDropped: true };
+        }
         throw new NeedsAttention('command_outcome_unknown', `the session was lost while reset ran (${outcome.detail}); it may or may not have completed`);
       case 'result':
         if (!outcome.result.ok) throw new NeedsAttention('reset_failed', `reset command ${commandFailed(outcome.result)}`);
@@ -572,6 +738,8 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     step = 'readiness';
     const needFresh = plan.backend === 'proxmox' || resetNeedsFreshSession(plan.resetMode, sessionDropped);
     const deadline = Date.now() + t.readinessTimeoutSeconds * 1000;
+    // Unique per reset attempt: an agent that remembers ids must run a retry's probes again.
+    const readinessRound = seq;
     let problem = 'no agent session yet';
     for (let probe = 1; Date.now() < deadline; probe++) {
       const route = await findRoute();
@@ -587,7 +755,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
       } else if (!plan.hasReadinessCommand) {
         return;
       } else {
-        const outcome = await runOnRoute(route, 'readiness', `${input.name}:readiness:${probe}`);
+        const outcome = await runOnRoute(route, 'readiness', fixes ? `${input.name}:readiness:${readinessRound}:${probe}` : `${input.name}:readiness:${probe}`);
         if (outcome.kind === 'result' && outcome.result.ok) return;
         problem = outcome.kind === 'result' ? `readiness command ${commandFailed(outcome.result)}` : outcome.detail;
       }
@@ -657,7 +825,13 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
   // --- needs attention --------------------------------------------------------------------------
   async function enterNeedsAttention(err: NeedsAttention) {
     step = null;
+    // Requests from before this episode never act in it.
+    if (fixes) {
+      ignoredOperatorSignals += operatorQueue.length;
+      operatorQueue.length = 0;
+    }
     await transition({ type: 'step_failed', reason: err.reason, detail: err.detail }, err.detail, { needsAttentionReason: err.reason });
+    needsAttentionSeq = seq;
     await store.raiseAlert({
       key: `needs_attention:${input.name}`,
       severity: 'critical',
@@ -669,7 +843,15 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
 
   async function nextOperatorRequest(): Promise<OperatorRequest> {
     await condition(() => operatorQueue.length > 0);
-    return operatorQueue.shift()!;
+    const request = operatorQueue.shift()!;
+    if (fixes) {
+      answeredEpisode = needsAttentionSeq;
+      // One request answers the episode; the rest of a double click is dropped.
+      ignoredOperatorSignals += operatorQueue.length;
+      operatorQueue.length = 0;
+      await store.resolveAlert({ key: `pause_failed:${input.name}` });
+    }
+    return request;
   }
 
   async function waitForOperatorFromNeedsAttention(plan: RunnerPlan, vmid: number | null = plan.vmid): Promise<WorkflowEnd> {

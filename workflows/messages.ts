@@ -60,10 +60,13 @@ export interface FinalizeSignal {
 export interface ReleaseSignal {
   actor: string;
   deleteSnapshot: boolean;
+  /** The needs-attention episode it answers (`needsAttentionEpisode`); other episodes ignore it. */
+  episode?: number;
 }
 
 export interface RetryResetSignal {
   actor: string;
+  episode?: number;
 }
 
 export interface CheckpointQueryResult {
@@ -75,6 +78,9 @@ export interface CheckpointQueryResult {
   needsAttention: { reason: NeedsAttentionReason; detail: string } | null;
   ttlExtensions: number;
   step: string | null;
+  /** Seq of the projection that opened the current needs-attention episode; null outside one. */
+  needsAttentionEpisode?: number | null;
+  ignoredOperatorSignals?: number;
 }
 
 export const createUpdate = defineUpdate<CreateResult, [CreateRequest]>('create');

@@ -95,8 +95,10 @@ export const FAULTS: Record<string, { weight: number; run: FaultFn }> = {
   agent_lost_before_run: {
     weight: 3,
     run: (world, r) => {
-      // The command frame reaches the host, whose session drops before it runs anything.
-      const runner = someRunner(world, r);
+      // The command frame reaches the host, whose session drops before it runs anything. Not on
+      // legacy reboot-mode hosts: with no boot id to tell, the design takes a session lost during
+      // their reset for the reboot (ARCHITECTURE §4.9), so this one case is a known limit.
+      const runner = someRunner(world, r, (x) => x.kind !== 'legacy_reboot');
       if (!runner) return null;
       runner.faults.armed = { command: r.pick(['reset', 'reset', 'any'] as const), behaviour: { dropBeforeRun: true } };
       return runner.runnerId;

@@ -35,7 +35,10 @@ export const errorCodes = {
   gitlab_unavailable: { http: 502, ws: 502, retryable: true },
   gitlab_bad_request: { http: 502, ws: 502, retryable: false },
   // Agent RPC
+  /** The command was sent and the session was lost before its answer: it may have run. */
   agent_not_connected: { http: 503, ws: 503, retryable: true },
+  /** The command never left this instance (no session, draining, send failed): it did not run. */
+  agent_not_delivered: { http: 503, ws: 503, retryable: true },
   agent_stale_route: { http: 503, ws: 503, retryable: true },
   agent_command_failed: { http: 502, ws: 502, retryable: false },
   agent_command_timeout: { http: 504, ws: 504, retryable: false },

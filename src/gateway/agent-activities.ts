@@ -48,7 +48,7 @@ export function createAgentActivities(deps: AgentActivityDeps): AgentActivities 
       validate(input);
       const ctx = Context.current();
       const session = gateway.sessionOf(input.runnerId);
-      if (!session) throw new E2epoolError('agent_not_connected', `Agent ${input.runnerId} not connected to this controller instance`);
+      if (!session) throw new E2epoolError('agent_not_delivered', `Agent ${input.runnerId} not connected to this controller instance`);
       if (session.sessionEpoch !== input.expectedEpoch) {
         throw new E2epoolError('agent_stale_route', `Agent ${input.runnerId} session here is epoch ${session.sessionEpoch}, the route said ${input.expectedEpoch}`, {
           sessionEpoch: session.sessionEpoch,

@@ -36,7 +36,7 @@ export function newMessageId(): string {
 
 /** Checks the request against the session and builds the frame to send, or throws. */
 export function commandFrame(session: AgentSession | undefined, runnerId: string, request: AgentCommandRequest): { id: string; frame: string } {
-  if (!session || !session.isOpen) throw new E2epoolError('agent_not_connected', `Agent ${runnerId} not connected`);
+  if (!session || !session.isOpen) throw new E2epoolError('agent_not_delivered', `Agent ${runnerId} not connected`);
   if (request.expectedEpoch !== undefined && request.expectedEpoch !== session.sessionEpoch) {
     throw new E2epoolError(
       'agent_stale_route',

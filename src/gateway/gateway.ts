@@ -172,7 +172,7 @@ export class AgentGateway {
   /** Runs a command on the runner host through its live session on this instance. */
   async runCommand(runnerId: string, request: AgentCommandRequest): Promise<AgentCommandResult> {
     if (this.state !== 'running') {
-      throw new E2epoolError('agent_not_connected', `Agent ${runnerId} not connected: controller instance is shutting down`, { draining: true });
+      throw new E2epoolError('agent_not_delivered', `Agent ${runnerId} not connected: controller instance is shutting down`, { draining: true });
     }
     const session = this.registry.get(runnerId);
     const log = { runnerId, command: request.name, commandId: request.commandId, sessionEpoch: session?.sessionEpoch };

@@ -130,7 +130,7 @@ export class AgentSession {
 
   /** Sends a command and waits for the reply with the same id. */
   request(id: string, frame: string, timeoutMs: number, onTimeout: () => Error): Promise<CommandReplyFrame> {
-    if (!this.isOpen) return Promise.reject(this.lostError());
+    if (!this.isOpen) return Promise.reject(this.notDeliveredError());
     return new Promise<CommandReplyFrame>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
@@ -138,7 +138,7 @@ export class AgentSession {
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       this.ws.send(frame, (err) => {
-        if (err) this.settle(id, (p) => p.reject(this.lostError()));
+        if (err) this.settle(id, (p) => p.reject(this.notDeliveredError()));
       });
     });
   }
@@ -150,6 +150,10 @@ export class AgentSession {
 
   failPending(makeError: () => Error): void {
     for (const id of [...this.pending.keys()]) this.settle(id, (p) => p.reject(makeError()));
+  }
+
+  notDeliveredError(): E2epoolError {
+    return new E2epoolError('agent_not_delivered', `Agent ${this.runnerId} disconnected before the command was sent`, { sessionEpoch: this.sessionEpoch });
   }
 
   lostError(): E2epoolError {

@@ -245,6 +245,15 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
     return row;
   }
 
+  /** The seq of the projection that opened the current needs-attention episode: signals carry it. */
+  async function needsAttentionEpisode(name: string): Promise<number | undefined> {
+    const result = await db.execute(sql`select max(${checkpointTransitions.seq}) as seq from ${checkpointTransitions}
+      where ${checkpointTransitions.checkpointName} = ${name} and ${checkpointTransitions.toState} = 'needs_attention' and ${checkpointTransitions.event} = 'step_failed'`);
+    const rows = (Array.isArray(result) ? result : (result as { rows?: unknown[] }).rows ?? []) as Array<{ seq: number | string | null }>;
+    const seq = rows[0]?.seq;
+    return seq === null || seq === undefined ? undefined : Number(seq);
+  }
+
   async function recordAudit(actor: string, action: string, target: string, detail: Record<string, unknown>) {
     try {
       await audit.record({ actor, action, target, detail });
@@ -361,7 +370,8 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
     async retryReset(name, actor) {
       const row = await needsAttentionCheckpoint(name);
       try {
-        await client.workflow.getHandle(name).signal(retryResetSignal, { actor });
+        const episode = await needsAttentionEpisode(name);
+        await client.workflow.getHandle(name).signal(retryResetSignal, { actor, ...(episode !== undefined ? { episode } : {}) });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
         throw new E2epoolError('invalid_state', `The workflow of checkpoint '${name}' has closed; release it instead`);
@@ -373,7 +383,8 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
     async release(name, actor, deleteSnapshot) {
       const row = await needsAttentionCheckpoint(name);
       try {
-        await client.workflow.getHandle(name).signal(releaseSignal, { actor, deleteSnapshot });
+        const episode = await needsAttentionEpisode(name);
+        await client.workflow.getHandle(name).signal(releaseSignal, { actor, deleteSnapshot, ...(episode !== undefined ? { episode } : {}) });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
         // A stale claim (its workflow is gone): the operator vouches for the runner; free it here.

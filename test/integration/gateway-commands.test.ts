@@ -115,9 +115,9 @@ void describe('legacy sessions (no hello)', () => {
 });
 
 void describe('routing and delivery failures', () => {
-  void it('no session → agent_not_connected; other epoch → agent_stale_route', async () => {
+  void it('no session → agent_not_delivered; other epoch → agent_stale_route', async () => {
     const none = await rejection(h.gateway.runCommand('r3', { name: 'readiness', commandId: 'c1', timeoutSeconds: 5, legacyCmd: 'true' }));
-    assert.equal(none.code, 'agent_not_connected');
+    assert.equal(none.code, 'agent_not_delivered');
     assert.equal(none.detail, 'Agent r3 not connected');
 
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r3', token: TOKENS.r3 });

@@ -166,8 +166,9 @@ void describe('drain', () => {
       assert.equal(err.extra.draining, true);
       assert.equal((await silent.closed).code, 1001);
       assert.equal((await database.db.select().from(agentPresence)).length, 0);
+      // Nothing is sent once draining: not delivered, never mistaken for a lost command.
       await assert.rejects(h.gateway.runCommand('r3', { name: 'readiness', commandId: 'x', timeoutSeconds: 1, legacyCmd: 'true' }), {
-        code: 'agent_not_connected',
+        code: 'agent_not_delivered',
       });
     } finally {
       await h.close();

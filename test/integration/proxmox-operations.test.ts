@@ -322,6 +322,15 @@ describe('deleteSnapshot', () => {
     assert.ok(isSnapshotMissing(new ProxmoxTaskError('proxmox_snapshot_missing', upid, status.exitstatus!)));
   });
 
+  test('an unrelated "does not exist" (storage) is a failure while the snapshot is still listed', async () => {
+    await ops.ensureSnapshot(vm, 'job-d4', {}, ctx());
+    sim.inject({ type: 'task-fail', op: 'snapshot-delete', exitstatus: "storage 'local-zfs' does not exist", times: 1 });
+    assert.equal(await codeOf(ops.deleteSnapshot(vm, 'job-d4', ctx())), 'proxmox_task_failed');
+    assert.ok((await client.listSnapshots('pve1', 101)).some((s) => s.name === 'job-d4'), 'the snapshot is still there');
+    assert.equal(isSnapshotMissing(new ProxmoxTaskError('proxmox_task_failed', 'UPID:x', "storage 'local-zfs' does not exist")), false);
+    assert.equal((await ops.deleteSnapshot(vm, 'job-d4', ctx())).outcome, 'deleted');
+  });
+
   test('a failed delete task is proxmox_task_failed and keeps the snapshot', async () => {
     await ops.ensureSnapshot(vm, 'job-d3', {}, ctx());
     sim.inject({ type: 'task-fail', op: 'snapshot-delete', exitstatus: 'zfs destroy failed: dataset is busy', times: 1 });

@@ -1,6 +1,8 @@
 // Replays recorded histories of every checkpoint path against today's workflow code. A change to
 // the workflow that is not behind patched() makes this fail with a non-determinism error.
-// Record them again (for a new path) with: E2EPOOL_RECORD_HISTORIES=1 node scripts/run-tests.js test/workflows/checkpoint-paths.test.ts
+// Top-level files are the first release's; each folder holds the histories of a later release.
+// Record a new path (missing files only) with:
+//   E2EPOOL_RECORD_HISTORIES=1 node scripts/run-tests.js test/workflows
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -10,7 +12,7 @@ import { bundleWorkflowsOnce, quietTemporalRuntime } from '../helpers/temporal.j
 
 const { History } = proto.temporal.api.history.v1;
 const dir = new URL('./histories/', import.meta.url);
-const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+const files = (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.json')).sort();
 
 describe('replay of recorded checkpoint histories', () => {
   it('has a recorded history for every path', () => {
@@ -19,12 +21,18 @@ describe('replay of recorded checkpoint histories', () => {
     }
   });
 
+  it('has histories of today\'s code for the paths the review fixes changed', () => {
+    for (const path of ['legacy-auto-reset-lost', 'current-reset-resent', 'double-retry', 'release-delete-fails', 'malformed-signals', 'bare-metal-reboot', 'reset-failure-retry', 'success-cleanup']) {
+      assert.ok(files.includes(`checkpoint-fixes-2026-12/${path}.json`), `missing test/replay/histories/checkpoint-fixes-2026-12/${path}.json`);
+    }
+  });
+
   for (const file of files) {
     it(`replays ${file} deterministically`, async () => {
       quietTemporalRuntime();
       const bundle = await bundleWorkflowsOnce();
       const history = History.fromObject(JSON.parse(readFileSync(new URL(file, dir), 'utf8')));
-      await Worker.runReplayHistory({ workflowBundle: bundle }, history, file.replace(/\.json$/, ''));
+      await Worker.runReplayHistory({ workflowBundle: bundle }, history, file.replace(/\.json$/, '').replace(/\//g, '-'));
     });
   }
 });

@@ -130,8 +130,20 @@ describe('checkpoint transitions', () => {
   });
 
   it('never leaves needs_attention except by an operator action', () => {
-    const leaving = allowedTransitions().filter((t) => t.from === 'needs_attention').map((t) => t.event).sort();
+    const leaving = allowedTransitions().filter((t) => t.from === 'needs_attention' && t.to !== 'needs_attention').map((t) => t.event).sort();
     assert.deepEqual(leaving, ['release_requested', 'retry_reset']);
+  });
+
+  it('a step that fails again in needs_attention stays there with the new reason (a release whose delete fails)', () => {
+    const first = applyEvent(at('needs_attention'), { type: 'step_failed', reason: 'snapshot_delete_failed', detail: 'delete failed' }).snapshot;
+    assert.equal(first.state, 'needs_attention');
+    assert.deepEqual(first.needsAttention, { reason: 'snapshot_delete_failed', detail: 'delete failed' });
+  });
+
+  it('every state the workflow enters needs attention from allows step_failed', () => {
+    for (const state of ['creating', 'created', 'pausing', 'confirming_idle', 'resetting', 'awaiting_readiness', 'needs_attention'] as const) {
+      assert.equal(applyEvent(at(state), { type: 'step_failed', reason: 'reset_failed', detail: 'x' }).snapshot.state, 'needs_attention', state);
+    }
   });
 
   it('holds the claim exactly until releasing_claim (ARCHITECTURE §5)', () => {

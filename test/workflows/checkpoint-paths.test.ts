@@ -1,102 +1,17 @@
 // Every path of the checkpoint workflow on the real time-skipping test server, with in-memory
 // activities (the real ones are tested against simulators and databases elsewhere).
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import { checkpointWorkflow } from '../../workflows/checkpoint.js';
-import { checkpointQuery, createUpdate, finalizeSignal, releaseSignal, retryResetSignal, type CheckpointWorkflowInput } from '../../workflows/messages.js';
-import { mintCheckpointName } from '../../src/domain/checkpoint-name.js';
+import { checkpointQuery, finalizeSignal, releaseSignal, retryResetSignal } from '../../workflows/messages.js';
 import { gatewayTaskQueue } from '../../activities/types.js';
-import { FakeWorld, GATEWAY_INSTANCE, fastTimings } from './fake-world.js';
-import { startTimeSkippingEnv, bundleWorkflowsOnce, workflowsIndexPath } from '../helpers/temporal.js';
+import { FakeWorld, GATEWAY_INSTANCE } from './fake-world.js';
+import { bundle, create, env, inputFor, newName, newTaskQueue, order, recordHistory, useCheckpointServer, waitForState, withWorkers } from './checkpoint-harness.js';
 
-let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
-let queueCounter = 0;
-
-before(async () => {
-  env = await startTimeSkippingEnv();
-  bundle = await bundleWorkflowsOnce(workflowsIndexPath);
-});
-after(async () => env?.teardown());
-
-
-/** Runs `fn` with a checkpoint worker and a gateway worker serving `world`. */
-async function withWorkers<T>(world: FakeWorld, fn: (taskQueue: string) => Promise<T>): Promise<T> {
-  const taskQueue = `checkpoint-test-${++queueCounter}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: world.activities() });
-  const gateway = await Worker.create({ connection: env.nativeConnection, taskQueue: gatewayTaskQueue(GATEWAY_INSTANCE), activities: world.agentActivities() });
-  return gateway.runUntil(worker.runUntil(fn(taskQueue)));
-}
-
-function inputFor(name: string, overrides: Partial<CheckpointWorkflowInput> = {}, timings: Partial<CheckpointWorkflowInput['timings']> = {}): CheckpointWorkflowInput {
-  return { name, runnerId: 'runner-1', jobId: name.split('-')[1]!, backend: 'proxmox', timings: { ...fastTimings, ...timings }, ...overrides };
-}
-
-let jobCounter = 1000;
-function newName(): string {
-  return mintCheckpointName(String(++jobCounter), Math.floor(Date.now() / 1000), randomBytes(4).toString('hex'));
-}
-
-/** Starts the workflow and creates the checkpoint through update-with-start, as the API does. */
-async function create(taskQueue: string, input: CheckpointWorkflowInput) {
-  const start = new WithStartWorkflowOperation(checkpointWorkflow, {
-    workflowId: input.name,
-    taskQueue,
-    args: [input],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'REJECT_DUPLICATE',
-  });
-  let result;
-  try {
-    result = await env.client.workflow.executeUpdateWithStart(createUpdate, {
-    // Workflow time is the server's skipped time, not the wall clock.
-    args: [{ deadlineMs: (await env.currentTimeMs()) + 300_000 }],
-      updateId: 'create',
-      startWorkflowOperation: start,
-    });
-  } catch (err) {
-    // The workflow already closed: read the recorded outcome of the same update, as the API does.
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    const handle = env.client.workflow.getHandle<typeof checkpointWorkflow>(input.name);
-    return { result: await handle.executeUpdate(createUpdate, { updateId: 'create', args: [{ deadlineMs: (await env.currentTimeMs()) + 300_000 }] }), handle };
-  }
-  return { result, handle: await start.workflowHandle() };
-}
-
-async function waitForState(handle: WorkflowHandle, state: string, maxSteps = 200) {
-  for (let i = 0; i < maxSteps; i++) {
-    const q = await handle.query(checkpointQuery);
-    if (q.state === state) return q;
-    await env.sleep('5 seconds');
-  }
-  const q = await handle.query(checkpointQuery);
-  assert.fail(`checkpoint never reached ${state}; it is ${q.state} (step ${q.step})`);
-}
-
-/**
- * With E2EPOOL_RECORD_HISTORIES=1 the finished history of a path is written to test/replay/histories,
- * where the replay test checks today's workflow code against it.
- */
-async function recordHistory(handle: WorkflowHandle, path: string) {
-  if (process.env.E2EPOOL_RECORD_HISTORIES !== '1') return;
-  const history = await handle.fetchHistory();
-  const file = new URL(`../replay/histories/${path}.json`, import.meta.url);
-  mkdirSync(new URL('.', file), { recursive: true });
-  writeFileSync(file, JSON.stringify(history, null, 1));
-}
-
-function order(world: FakeWorld, ...names: string[]) {
-  const firstIndex = (n: string) => world.calls.findIndex((c) => c.name === n);
-  for (let i = 1; i < names.length; i++) {
-    assert.ok(firstIndex(names[i - 1]!) >= 0 && firstIndex(names[i - 1]!) < firstIndex(names[i]!), `${names[i - 1]} must run before ${names[i]}: ${world.calls.map((c) => c.name).join(', ')}`);
-  }
-}
+useCheckpointServer();
 
 describe('checkpoint workflow', () => {
   it('success with the cleanup action deletes the snapshot and ends deleted, never pausing', async () => {
@@ -372,7 +287,7 @@ describe('checkpoint workflow', () => {
     const world = new FakeWorld();
     world.hangFirstRollback = true;
     const name = newName();
-    const taskQueue = `checkpoint-test-${++queueCounter}`;
+    const taskQueue = newTaskQueue();
     const gateway = await Worker.create({ connection: env.nativeConnection, taskQueue: gatewayTaskQueue(GATEWAY_INSTANCE), activities: world.agentActivities() });
     await gateway.runUntil(async () => {
       // No sticky cache: the time-skipping server never moves a dead worker's sticky tasks back.
@@ -395,17 +310,17 @@ describe('checkpoint workflow', () => {
     assert.equal(world.callCount('startVm'), 1);
   });
 
-  it('bare metal: the agent runs the declared reset; a reboot-mode session drop is expected', async () => {
+  it('bare metal: the agent runs the declared reset; a reboot-mode session drop with a new boot id is the reboot', async () => {
     const world = new FakeWorld();
     Object.assign(world.plan, { backend: 'bare_metal', resetMode: 'reboot', vmid: null });
-    world.commandResults.set('reset', 'lose_session');
+    world.commandScript.set('reset', ['rebooted']);
     await withWorkers(world, async (tq) => {
       const name = newName();
       const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
       await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
       assert.equal(await handle.result(), 'reset');
       assert.deepEqual(world.commandsRun.map((c) => c.name), ['reset', 'readiness']);
-      assert.equal(world.commandsRun[0]!.commandId, `${name}:reset:1`);
+      assert.match(world.commandsRun[0]!.commandId, new RegExp(`^${name}:reset:\\d+$`));
       await recordHistory(handle, 'bare-metal-reboot');
       assert.equal(world.callCount('rollbackVm'), 0);
     });

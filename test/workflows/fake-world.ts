@@ -82,10 +82,23 @@ export class FakeWorld {
   rollbacksStarted = 0;
   rollbackInProgress = false;
   epochCounter = 100;
-  agent: { epoch: number; legacy: boolean; declared: string[] | null } | null = { epoch: 1, legacy: false, declared: ['reset', 'cleanup', 'readiness'] };
+  agent: { epoch: number; legacy: boolean; declared: string[] | null; bootId?: string | null } | null = { epoch: 1, legacy: false, declared: ['reset', 'cleanup', 'readiness'], bootId: 'boot-1' };
   /** Whether the agent comes back with a new session after a reset. */
   agentReconnectsAfterReset = true;
   commandResults = new Map<string, AgentCommandResult | 'lose_session'>();
+  /**
+   * One-shot outcomes per command name, used before `commandResults`: `not_delivered` (never sent),
+   * `lost` (sent, the session drops, the command did not run), `ran_then_lost` (it ran, then the
+   * session dropped: same boot id), `rebooted` (it ran and the host rebooted: new boot id).
+   */
+  commandScript = new Map<string, Array<'not_delivered' | 'lost' | 'ran_then_lost' | 'rebooted'>>();
+  /** Commands that really ran on the host (not the ones that were lost or never sent). */
+  commandsExecuted: AgentCommandInput[] = [];
+  /** Real-time delay of a projection, by event type (a slow database). */
+  projectionDelayMs = new Map<string, number>();
+  private bootCounter = 1;
+  /** Real-time duration of takeSnapshot. */
+  takeSnapshotDelayMs = 0;
   commandsRun: AgentCommandInput[] = [];
   /** Makes the first rollback attempt hang until cancelled (a worker dying mid-reset). */
   hangFirstRollback = false;
@@ -154,6 +167,7 @@ export class FakeWorld {
     const backend: BackendActivities = {
       takeSnapshot: async (ref) => {
         this.record('takeSnapshot', ref.name);
+        if (this.takeSnapshotDelayMs) await new Promise((resolve) => setTimeout(resolve, this.takeSnapshotDelayMs));
         this.maybeFail('takeSnapshot');
         this.snapshotExists = true;
         return { vmid: this.plan.vmid };
@@ -223,7 +237,7 @@ export class FakeWorld {
     const routes: RouteActivities = {
       resolveAgentRoute: async (): Promise<AgentRoute | null> => {
         if (!this.agent) return null;
-        return { instanceId: GATEWAY_INSTANCE, sessionEpoch: this.agent.epoch, legacy: this.agent.legacy, connectedForSeconds: 3600, declaredCommands: this.agent.declared };
+        return { instanceId: GATEWAY_INSTANCE, sessionEpoch: this.agent.epoch, legacy: this.agent.legacy, connectedForSeconds: 3600, declaredCommands: this.agent.declared, bootId: this.agent.bootId ?? null };
       },
     };
     return withFailureMapping({ ...store, ...backend, ...ci, ...routes } as any) as CheckpointActivities;
@@ -233,21 +247,35 @@ export class FakeWorld {
     return withFailureMapping({
       runAgentCommand: async (input: AgentCommandInput): Promise<AgentCommandResult> => {
         this.commandsRun.push(input);
-        if (!this.agent) throw new E2epoolError('agent_not_connected', 'agent not connected');
+        if (!this.agent) throw new E2epoolError('agent_not_delivered', 'agent not connected');
         if (input.expectedEpoch !== this.agent.epoch) throw new E2epoolError('agent_stale_route', 'session changed');
         if (this.agent.declared && !this.agent.declared.includes(input.name)) throw new E2epoolError('command_not_declared', `command '${input.name}' is not declared`);
+        const scripted = this.commandScript.get(input.name)?.shift();
+        if (scripted === 'not_delivered') throw new E2epoolError('agent_not_delivered', 'the session closed before the command was sent');
+        if (scripted === 'lost') {
+          this.agent = { ...this.agent, epoch: ++this.epochCounter };
+          throw new E2epoolError('agent_not_connected', 'session lost before the command ran', { lost: true });
+        }
+        if (scripted === 'ran_then_lost' || scripted === 'rebooted') {
+          this.commandsExecuted.push(input);
+          this.agent = { ...this.agent, epoch: ++this.epochCounter, ...(scripted === 'rebooted' ? { bootId: `boot-${++this.bootCounter}` } : {}) };
+          throw new E2epoolError('agent_not_connected', 'session lost while the command ran', { lost: true });
+        }
         const result = this.commandResults.get(input.name);
         if (result === 'lose_session') {
           this.newSession();
           throw new E2epoolError('agent_not_connected', 'session lost while the command ran', { lost: true });
         }
         if (input.name === 'reset') this.newSession();
+        this.commandsExecuted.push(input);
         return result ?? { ok: true, exitCode: 0, stdout: '', stderr: '', durationMs: 1 };
       },
     }) as AgentActivities;
   }
 
-  private project(p: ProjectionInput, release: boolean) {
+  private async project(p: ProjectionInput, release: boolean) {
+    const delay = this.projectionDelayMs.get(p.event);
+    if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
     if (this.projections.some((x) => x.name === p.name && x.seq === p.seq)) return;
     this.projections.push(p);
     const row = this.rows.get(p.name) ?? { state: 'creating', holdsClaim: true };

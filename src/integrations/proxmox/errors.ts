@@ -63,7 +63,7 @@ export function codeFromProxmoxMessage(text: string): ErrorCode | undefined {
   if (/\bis locked\b/i.test(text)) return 'proxmox_locked';
   if (/is not most recent snapshot/i.test(text)) return 'proxmox_not_most_recent';
   if (VM_CONFIG_MISSING.test(text)) return 'config_changed';
-  if (/does not exist/i.test(text)) return 'proxmox_snapshot_missing';
+  if (/snapshot '[^']*' does not exist/i.test(text)) return 'proxmox_snapshot_missing';
   if (/\(reserved name\)/i.test(text)) return 'proxmox_bad_request';
   return undefined;
 }
@@ -101,7 +101,8 @@ export function isSnapshotNameUsed(err: unknown): boolean {
 
 export function isSnapshotMissing(err: unknown): boolean {
   const text = proxmoxMessageOf(err);
-  return /does not exist/i.test(text) && !VM_CONFIG_MISSING.test(text);
+  // qemu-server's own words for a missing snapshot; a storage or volume that "does not exist" is not it.
+  return /snapshot '[^']*' does not exist/i.test(text) && !VM_CONFIG_MISSING.test(text);
 }
 
 export function isAlreadyRunning(err: unknown): boolean {

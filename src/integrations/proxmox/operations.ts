@@ -111,6 +111,10 @@ export class ProxmoxOperations {
       return { outcome: 'already_gone' };
     }
     const run = await this.startAndWait(target, 'deleteSnapshot', ctx, isSnapshotMissing, () => this.client.deleteSnapshot(target.node, target.vmid, name));
+    // "Does not exist" counts as gone only when a fresh listing agrees.
+    if (run.benign && (await this.snapshotPresent(target, name))) {
+      throw new E2epoolError('proxmox_task_failed', `Proxmox reported snapshot '${name}' missing, but it is still listed on VM ${target.vmid}`);
+    }
     return run.benign ? { outcome: 'already_gone', ...withUpid(run.upid) } : { outcome: 'deleted', ...withUpid(run.upid) };
   }
 
