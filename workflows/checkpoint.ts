@@ -358,13 +358,15 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
         if (type === 'agent_command_timeout') {
           return { kind: 'result', result: { ok: false, exitCode: -1, stdout: '', stderr: lastDetail, durationMs: 0 } };
         }
-        const lost = type === 'agent_not_connected' || type === 'timeout:HEARTBEAT' || type === 'timeout:START_TO_CLOSE';
-        if (lost && name !== 'readiness') {
+        // Only a failure that proves the command never reached the host is re-routed as such; any
+        // other (lost session, worker gone, timeout, shutdown) may have run it.
+        const notDelivered = type === 'agent_not_delivered' || type === 'agent_stale_route' || type === 'timeout:SCHEDULE_TO_START';
+        if (!notDelivered && name !== 'readiness') {
           if (route.legacy) return { kind: 'lost', legacy: true, detail: lastDetail };
           if (name === 'reset') return awaitAgentAfterLostReset(route, commandId, lastDetail);
           lostOn ??= route;
         }
-        log.warn(lost ? 'agent command lost, sending it again' : 'agent command not delivered, re-routing', { checkpoint: input.name, command: name, commandId, attempt, type });
+        log.warn(notDelivered ? 'agent command not delivered, re-routing' : 'agent command lost, sending it again', { checkpoint: input.name, command: name, commandId, attempt, type });
       }
     }
     if (lostOn) return { kind: 'lost', legacy: false, detail: lastDetail };
@@ -393,7 +395,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
         detail = failureMessage(err);
         if (type === 'command_not_declared') return { kind: 'not_declared', detail };
         if (type === 'agent_command_timeout') return { kind: 'result', result: { ok: false, exitCode: -1, stdout: '', stderr: detail, durationMs: 0 } };
-        last = route;
+        if (type !== 'agent_not_delivered' && type !== 'agent_stale_route' && type !== 'timeout:SCHEDULE_TO_START') last = route;
         log.warn('reset sent again after a lost session failed; waiting for the agent', { checkpoint: input.name, commandId, type });
       }
     }

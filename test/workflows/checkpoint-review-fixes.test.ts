@@ -58,6 +58,20 @@ describe('bug 1: a reset that never ran is never taken for a reboot', () => {
     });
   });
 
+  it('legacy agent: a reset whose activity failed in another way (instance shutting down) is never sent again', async () => {
+    const world = new FakeWorld();
+    bareMetal(world, 'auto', true);
+    world.commandScript.set('reset', ['ran_then_worker_failed']);
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+      const q = await waitForState(handle, 'needs_attention');
+      assert.equal(q.needsAttention?.reason, 'command_outcome_unknown');
+      assert.equal(world.commandsRun.filter((c) => c.name === 'reset').length, 1, 'sent once');
+    });
+  });
+
   it('current agent: a lost reset goes again with the same command id when the agent comes back with the same boot id', async () => {
     const world = new FakeWorld();
     bareMetal(world, 'reboot', false);
