@@ -43,6 +43,8 @@ export const configSchema = z.object({
   POLLER_MIN_AGE_SECONDS: seconds(120, 'Checkpoint age before the GitLab job watch starts.'),
   FINALIZE_COOLDOWN_SECONDS: seconds(5, 'A create within this many seconds of the previous finalize being queued answers 429.'),
   CREATE_TIMEOUT_SECONDS: positiveSeconds(300, 'Deadline of a create (claim + snapshot); the HTTP call waits up to this + 15 s.'),
+  CREATE_RATE_LIMIT_PER_MINUTE: positiveSeconds(60, 'Per-runner creates per minute that may start a workflow (a token bucket; a real runner needs one per job).'),
+  CREATE_RATE_LIMIT_BURST: positiveSeconds(10, 'Per-runner creates allowed at once before the per-minute rate applies.'),
   CREATE_WAIT_FOR_CLEANUP_SECONDS: seconds(60, 'How long a create waits for a previous checkpoint that is cleaning up on the success path.'),
   READINESS_TIMEOUT_SECONDS: positiveSeconds(120, 'Whole readiness budget after a reset: fresh agent session, stability, readiness command.'),
   READINESS_POLL_INTERVAL_SECONDS: positiveSeconds(5, 'Interval between readiness probes.'),

@@ -83,7 +83,14 @@ export async function startController(config: Config, opts: ControllerOptions = 
     await assertSearchAttributes(connection, config.TEMPORAL_NAMESPACE, { register: config.TEMPORAL_REGISTER_SEARCH_ATTRIBUTES });
     await ensureHousekeepingSchedules(client, { taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, namespace: config.TEMPORAL_NAMESPACE });
 
-    const service = createCheckpointService({ db: database.db, registry, temporal: { client, taskQueue: config.TASK_QUEUE }, config, logger });
+    const service = createCheckpointService({
+      db: database.db,
+      registry,
+      temporal: { client, taskQueue: config.TASK_QUEUE },
+      config,
+      logger,
+      createRateLimit: { burst: config.CREATE_RATE_LIMIT_BURST, perMinute: config.CREATE_RATE_LIMIT_PER_MINUTE },
+    });
     const gateway = createAgentGateway({
       db: database.db,
       instanceId,

@@ -462,6 +462,7 @@ export class AgentGateway {
         {
           runnerId: session.runnerId,
           sessionEpoch: session.sessionEpoch,
+          legacySession: session.kind === 'legacy',
           requests: this.deps.requests,
           hello: (payload) => this.onHello(session, payload),
         },

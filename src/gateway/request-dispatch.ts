@@ -16,7 +16,7 @@ import {
 } from './envelope.js';
 
 export interface AgentRequestHandler {
-  create(runnerId: string, payload: { job_id: string; caller?: string; project_id?: string }): Promise<unknown>;
+  create(runnerId: string, payload: { job_id: string; caller?: string; project_id?: string }, opts?: { legacySession?: boolean }): Promise<unknown>;
   finalize(runnerId: string, payload: { checkpoint_name: string; status: string; source?: string }): Promise<unknown>;
   status(runnerId: string, payload: { checkpoint_name: string }): Promise<unknown>;
 }
@@ -24,6 +24,8 @@ export interface AgentRequestHandler {
 export interface DispatchContext {
   runnerId: string;
   sessionEpoch: number;
+  /** The session never said hello (a Python e2epool agent). */
+  legacySession?: boolean;
   requests: AgentRequestHandler;
   hello(payload: HelloPayload): Promise<unknown>;
 }
@@ -40,7 +42,7 @@ async function dispatch(ctx: DispatchContext, type: RequestType, payload: Record
     case 'hello':
       return ctx.hello(payloadOf(validatePayload(helloPayloadSchema, payload)));
     case 'create':
-      return ctx.requests.create(ctx.runnerId, payloadOf(validatePayload(createPayloadSchema, payload)));
+      return ctx.requests.create(ctx.runnerId, payloadOf(validatePayload(createPayloadSchema, payload)), { legacySession: ctx.legacySession === true });
     case 'finalize':
       return ctx.requests.finalize(ctx.runnerId, payloadOf(validatePayload(finalizePayloadSchema, payload)));
     case 'status':

@@ -65,6 +65,18 @@ export interface OperatorAnswer {
 
 export type CheckpointServiceConfig = TimingConfig & Pick<Config, 'CREATE_TIMEOUT_SECONDS'>;
 
+/**
+ * The Python e2epool's agent gives up on a create after 30 s: a create from such a (legacy)
+ * session gets a deadline below that, so the workflow answers, and compensates, before the agent
+ * stops listening. Otherwise the checkpoint would live on and hold the runner with nobody to use it.
+ */
+export const LEGACY_AGENT_CREATE_SECONDS = 25;
+
+export interface CreateOptions {
+  /** The create came from an agent session that never said hello. */
+  legacySession?: boolean;
+}
+
 export interface CheckpointServiceDeps {
   db: Db;
   registry: { getRunner(runnerId: string): Promise<Runner | null> };
@@ -72,7 +84,7 @@ export interface CheckpointServiceDeps {
   config: CheckpointServiceConfig;
   logger: Logger;
   audit?: AuditRecorder;
-  /** Per-runner limit on creates that start a workflow (default 6 at once, 6 per minute). */
+  /** Per-runner limit on creates that start a workflow (E2EPOOL_CREATE_RATE_LIMIT_*). */
   createRateLimit?: CreateRateLimitSettings;
   /** How long the API waits past the workflow's create deadline before answering 503 (default 15 s). */
   clientGraceSeconds?: number;
@@ -80,7 +92,7 @@ export interface CheckpointServiceDeps {
 }
 
 export interface CheckpointService {
-  create(callerRunnerId: string, body: CreateRequestBody): Promise<CheckpointResponse>;
+  create(callerRunnerId: string, body: CreateRequestBody, opts?: CreateOptions): Promise<CheckpointResponse>;
   finalize(callerRunnerId: string, body: FinalizeRequestBody, defaultSource: string): Promise<FinalizeAnswer>;
   status(callerRunnerId: string, name: string): Promise<CheckpointResponse>;
   readiness(runnerId: string): Promise<ReadinessAnswer>;
@@ -200,9 +212,9 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
   }
 
   /** Runs `fn` with the API's own deadline: the workflow deadline + grace. */
-  async function withClientDeadline<T>(name: string, deadlineMs: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async function withClientDeadline<T>(name: string, deadlineMs: number, fn: (signal: AbortSignal) => Promise<T>, grace = graceMs): Promise<T> {
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), Math.max(0, deadlineMs + graceMs - now()));
+    const timer = setTimeout(() => controller.abort(), Math.max(0, deadlineMs + grace - now()));
     try {
       return await fn(controller.signal);
     } catch (err) {
@@ -263,7 +275,7 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
   }
 
   return {
-    async create(callerRunnerId, body) {
+    async create(callerRunnerId, body, opts = {}) {
       const runnerId = body.runner_id ?? callerRunnerId;
       const jobId = body.job_id;
       const runner = await registry.getRunner(runnerId);
@@ -297,7 +309,10 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
       if (!limiter.take(runnerId)) throw new E2epoolError('rate_limited', `Too many create requests for runner '${runnerId}'`);
 
       const name = mintCheckpointName(jobId, Math.floor(now() / 1000), randomBytes(4).toString('hex'));
-      const deadlineMs = now() + config.CREATE_TIMEOUT_SECONDS * 1000;
+      const createSeconds = opts.legacySession ? Math.min(config.CREATE_TIMEOUT_SECONDS, LEGACY_AGENT_CREATE_SECONDS) : config.CREATE_TIMEOUT_SECONDS;
+      const deadlineMs = now() + createSeconds * 1000;
+      // A legacy agent stops listening at 30 s: our own last word must come before that.
+      const grace = opts.legacySession ? Math.min(graceMs, (30 - createSeconds - 1) * 1000) : graceMs;
       const input: CheckpointWorkflowInput = {
         name,
         runnerId,
@@ -308,7 +323,7 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
         ...(body.caller ? { caller: body.caller } : {}),
       };
       try {
-        await withClientDeadline(name, deadlineMs, (signal) => runCreate(input, deadlineMs, signal));
+        await withClientDeadline(name, deadlineMs, (signal) => runCreate(input, deadlineMs, signal), grace);
       } catch (err) {
         // Lost a race against a create of the same job (a client retry): attach to the winner.
         if (err instanceof E2epoolError && err.code === 'conflict') {
@@ -446,7 +461,7 @@ export function agentRequestHandlerFor(service: CheckpointService): AgentRequest
     throw err;
   };
   return {
-    create: (runnerId, payload) => service.create(runnerId, { job_id: payload.job_id, caller: payload.caller, project_id: payload.project_id }),
+    create: (runnerId, payload, opts) => service.create(runnerId, { job_id: payload.job_id, caller: payload.caller, project_id: payload.project_id }, opts),
     finalize: (runnerId, payload) => service.finalize(runnerId, payload, 'agent').catch(wsForbidden),
     status: (runnerId, payload) => service.status(runnerId, payload.checkpoint_name).catch(wsForbidden),
   };

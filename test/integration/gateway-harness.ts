@@ -43,11 +43,11 @@ interface Checkpoint {
 /** A small but real checkpoint service with e2epool's answers, plus knobs for slow and failing calls. */
 export class InMemoryCheckpoints implements AgentRequestHandler {
   readonly checkpoints = new Map<string, Checkpoint>();
-  readonly calls: Array<{ type: string; runnerId: string; payload: unknown }> = [];
+  readonly calls: Array<{ type: string; runnerId: string; payload: unknown; opts?: unknown }> = [];
   createDelayMs = 0;
 
-  async create(runnerId: string, payload: { job_id: string; caller?: string; project_id?: string }): Promise<unknown> {
-    this.calls.push({ type: 'create', runnerId, payload });
+  async create(runnerId: string, payload: { job_id: string; caller?: string; project_id?: string }, opts?: { legacySession?: boolean }): Promise<unknown> {
+    this.calls.push({ type: 'create', runnerId, payload, opts });
     if (payload.job_id === 'explode') throw new Error('connection to postgresql://app:hunter2@db failed, token=abc123');
     if (this.createDelayMs) await new Promise((r) => setTimeout(r, this.createDelayMs));
     const active = [...this.checkpoints.values()].find((c) => c.runner_id === runnerId && (c.state === 'created' || c.state === 'finalize_queued'));

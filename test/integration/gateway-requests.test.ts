@@ -99,6 +99,22 @@ void describe('presence and hello', () => {
   });
 });
 
+void describe('legacy sessions', () => {
+  void it('a create from a session that never said hello is marked legacy (its deadline stays under 30 s); after hello it is not', async () => {
+    const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
+    const first = await agent.request('create', { job_id: 'legacy-1' });
+    assert.equal(first.status, 'ok');
+    const calls = () => h.checkpoints.calls.filter((c) => c.type === 'create' && c.runnerId === 'r2');
+    assert.deepEqual(calls().at(-1)?.opts, { legacySession: true });
+    h.checkpoints.checkpoints.clear();
+    assert.equal((await agent.request('hello', { protocol: 2, agent_version: '1', boot_id: 'b', commands: ['reset'] })).status, 'ok');
+    assert.equal((await agent.request('create', { job_id: 'current-1' })).status, 'ok');
+    assert.deepEqual(calls().at(-1)?.opts, { legacySession: false });
+    h.checkpoints.checkpoints.clear();
+    await agent.close();
+  });
+});
+
 void describe('request types and error mapping', () => {
   void it('create, finalize and status with e2epool answers', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
