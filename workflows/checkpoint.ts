@@ -12,6 +12,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   upsertSearchAttributes,
@@ -60,7 +61,7 @@ type CreateOutcome = { ok: true } | { ok: false; code: string; detail: string };
 type OperatorRequest = { kind: 'retry_reset'; signal: RetryResetSignal } | { kind: 'release'; signal: ReleaseSignal };
 type RouteOutcome =
   | { kind: 'result'; result: AgentCommandResult }
-  | { kind: 'lost'; legacy: boolean; detail: string }
+  | { kind: 'lost'; legacy: boolean; detail: string; byDrain?: boolean }
   /** A current agent's session was lost during the command and came back with another boot id. */
   | { kind: 'rebooted'; detail: string }
   | { kind: 'not_declared'; detail: string }
@@ -71,7 +72,8 @@ type RouteOutcome =
  * delivery-aware agent re-routing (a reset never delivered is never taken for a reboot), operator
  * signals that count only in the needs-attention episode they answer, a create deadline that cannot
  * answer 504 once the checkpoint is committed, command ids unique per attempt, and the pause_failed
- * alert resolved when the checkpoint leaves needs attention.
+ * alert resolved when the checkpoint leaves needs attention; database work and route lookups as local
+ * activities.
  */
 export const CHECKPOINT_FIXES_PATCH = 'checkpoint-fixes-2026-12';
 
@@ -103,14 +105,18 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
   const fixes = patched(CHECKPOINT_FIXES_PATCH);
 
   // --- activities -------------------------------------------------------------------------------
-  const store = proxyActivities<StoreActivities>({
+  // Short database work (claims, projections, plans, epochs, alerts, route lookups) runs as local
+  // activities in new runs: one marker each in the history instead of a server round trip.
+  const storeOptions = {
     startToCloseTimeout: '30 seconds',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
-  });
-  const claimOnce = proxyActivities<Pick<StoreActivities, 'claimRunner'>>({
+  } as const;
+  const store = fixes ? proxyLocalActivities<StoreActivities>(storeOptions) : proxyActivities<StoreActivities>(storeOptions);
+  const claimOptions = {
     startToCloseTimeout: '30 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 5 },
-  });
+  } as const;
+  const claimOnce = fixes ? proxyLocalActivities<Pick<StoreActivities, 'claimRunner'>>(claimOptions) : proxyActivities<Pick<StoreActivities, 'claimRunner'>>(claimOptions);
   const backend = proxyActivities<BackendActivities>({
     startToCloseTimeout: `${t.backendStepTimeoutSeconds} seconds`,
     heartbeatTimeout: '30 seconds',
@@ -134,10 +140,11 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     heartbeatTimeout: `${t.pollerIntervalSeconds * 3 + 30} seconds`,
     retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
   });
-  const routes = proxyActivities<RouteActivities>({
+  const routeOptions = {
     startToCloseTimeout: '15 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
-  });
+  } as const;
+  const routes = fixes ? proxyLocalActivities<RouteActivities>(routeOptions) : proxyActivities<RouteActivities>(routeOptions);
 
   // --- state ------------------------------------------------------------------------------------
   let cp: CheckpointSnapshot = initialSnapshot();
@@ -295,6 +302,14 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     return undefined;
   }
 
+  /** The gateway says it closed the session itself (an instance draining), not the host. */
+  function lostByDrain(err: unknown): boolean {
+    const cause = err instanceof ActivityFailure ? err.cause : err;
+    const details = cause instanceof ApplicationFailure ? cause.details : undefined;
+    const first = Array.isArray(details) ? details[0] : undefined;
+    return typeof first === 'object' && first !== null && (first as { draining?: unknown }).draining === true;
+  }
+
   function failureMessage(err: unknown): string {
     if (err instanceof ActivityFailure && err.cause) return err.cause.message;
     return err instanceof Error ? err.message : String(err);
@@ -362,7 +377,7 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
         // other (lost session, worker gone, timeout, shutdown) may have run it.
         const notDelivered = type === 'agent_not_delivered' || type === 'agent_stale_route' || type === 'timeout:SCHEDULE_TO_START';
         if (!notDelivered && name !== 'readiness') {
-          if (route.legacy) return { kind: 'lost', legacy: true, detail: lastDetail };
+          if (route.legacy) return { kind: 'lost', legacy: true, detail: lastDetail, byDrain: lostByDrain(err) };
           if (name === 'reset') return awaitAgentAfterLostReset(route, commandId, lastDetail);
           lostOn ??= route;
         }
@@ -716,9 +731,10 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
       case 'lost':
         if (!fixes) {
           if (plan.resetMode === 'reboot' || plan.resetMode === 'auto') return { sessionDropped: true };
-        } else if (outcome.legacy && plan.resetMode === 'reboot') {
+        } else if (outcome.legacy && plan.resetMode === 'reboot' && !outcome.byDrain) {
           // A legacy agent reports no boot id: in reboot mode a dropped session is the reboot
-          // (ARCHITECTURE §4.9); readiness still needs a session newer than the reset.
+          // (ARCHITECTURE §4.9); readiness still needs a session newer than the reset. Not when our
+          // own instance closed it while draining: the reset may still be running on the host.
           return { sessionDropped: true };
         }
         throw new NeedsAttention('command_outcome_unknown', `the session was lost while reset ran (${outcome.detail}); it may or may not have completed`);

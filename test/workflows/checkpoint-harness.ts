@@ -12,16 +12,19 @@ import { checkpointQuery, createUpdate, type CheckpointWorkflowInput } from '../
 import { mintCheckpointName } from '../../src/domain/checkpoint-name.js';
 import { gatewayTaskQueue } from '../../activities/types.js';
 import { FakeWorld, GATEWAY_INSTANCE, fastTimings } from './fake-world.js';
-import { startTimeSkippingEnv, bundleWorkflowsOnce, workflowsIndexPath } from '../helpers/temporal.js';
+import { startDevServerEnv, startTimeSkippingEnv, bundleWorkflowsOnce, workflowsIndexPath } from '../helpers/temporal.js';
 
 export let env: TestWorkflowEnvironment;
 export let bundle: WorkflowBundleWithSourceMap;
 let queueCounter = 0;
 
-/** Starts the server and bundles the workflows for this test file. */
-export function useCheckpointServer(): void {
+/**
+ * Starts the server and bundles the workflows for this test file: the time-skipping test server,
+ * or the dev server for scenarios that play out in real time (a slow database during a create).
+ */
+export function useCheckpointServer(server: 'time-skipping' | 'dev' = 'time-skipping'): void {
   before(async () => {
-    env = await startTimeSkippingEnv();
+    env = server === 'dev' ? await startDevServerEnv() : await startTimeSkippingEnv();
     bundle = await bundleWorkflowsOnce(workflowsIndexPath);
   });
   after(async () => env?.teardown());

@@ -2,11 +2,9 @@
 // failed on the first release of the checkpoint workflow and passes with CHECKPOINT_FIXES_PATCH.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { WithStartWorkflowOperation, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { checkpointWorkflow } from '../../workflows/checkpoint.js';
-import { checkpointQuery, createUpdate, finalizeSignal, releaseSignal, retryResetSignal } from '../../workflows/messages.js';
+import { checkpointQuery, finalizeSignal, releaseSignal, retryResetSignal } from '../../workflows/messages.js';
 import { FakeWorld } from './fake-world.js';
 import { create, env, inputFor, newName, recordHistory, useCheckpointServer, waitForState, withWorkers } from './checkpoint-harness.js';
 
@@ -69,6 +67,34 @@ describe('bug 1: a reset that never ran is never taken for a reboot', () => {
       const q = await waitForState(handle, 'needs_attention');
       assert.equal(q.needsAttention?.reason, 'command_outcome_unknown');
       assert.equal(world.commandsRun.filter((c) => c.name === 'reset').length, 1, 'sent once');
+    });
+  });
+
+  it('legacy agent, reboot mode: a reset lost because our instance drained is not taken for the reboot', async () => {
+    const world = new FakeWorld();
+    bareMetal(world, 'reboot', true);
+    world.commandScript.set('reset', ['lost_by_drain']);
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+      const q = await waitForState(handle, 'needs_attention');
+      assert.equal(q.needsAttention?.reason, 'command_outcome_unknown');
+      assert.equal(executed(world, 'readiness'), 0, 'no readiness on the session that came back while the reset ran');
+      assert.equal(world.paused, true);
+    });
+  });
+
+  it('legacy agent, reboot mode: a session lost during the reset is the reboot; readiness runs on the new session', async () => {
+    const world = new FakeWorld();
+    bareMetal(world, 'reboot', true);
+    world.commandScript.set('reset', ['ran_then_lost']);
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
+      await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+      assert.equal(await handle.result(), 'reset');
+      assert.equal(world.commandsRun.filter((c) => c.name === 'reset').length, 1, 'never re-sent to a legacy agent');
     });
   });
 
@@ -197,47 +223,6 @@ describe('bug 5: readiness probes of a retry carry new command ids', () => {
       assert.equal(second.length, world.commandsRun.filter((c) => c.name === 'readiness').length - first.size, 'no id of the first round was sent again');
       assert.ok(second.length >= 1);
       assert.equal(new Set(world.commandsRun.filter((c) => c.name === 'reset').map((c) => c.commandId)).size, resetIds.size + 1, 'the retried reset has its own id');
-    });
-  });
-});
-
-describe('bug 6 and bug 14: the create is decided in one place', () => {
-  it('a deadline that passes while the snapshot is being recorded answers success, and the checkpoint is created', async () => {
-    const world = new FakeWorld();
-    world.projectionDelayMs.set('snapshot_taken', 4000);
-    await withWorkers(world, async (tq) => {
-      const name = newName();
-      const start = new WithStartWorkflowOperation(checkpointWorkflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)], workflowIdConflictPolicy: 'USE_EXISTING' });
-      const result = await env.client.workflow.executeUpdateWithStart(createUpdate, { args: [{ deadlineMs: (await env.currentTimeMs()) + 2000 }], updateId: 'create', startWorkflowOperation: start });
-      assert.equal(result.state, 'created');
-      const handle = await start.workflowHandle();
-      assert.equal((await handle.query(checkpointQuery)).state, 'created');
-      assert.equal(world.rows.get(name)!.holdsClaim, true);
-      await handle.signal(finalizeSignal, { status: 'success', source: 'hook' });
-      assert.equal(await handle.result(), 'deleted');
-    });
-  });
-
-  it('a cancel during create answers a domain failure (backend), and the create is compensated', async () => {
-    const world = new FakeWorld();
-    world.takeSnapshotDelayMs = 3000;
-    await withWorkers(world, async (tq) => {
-      const name = newName();
-      const start = new WithStartWorkflowOperation(checkpointWorkflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)], workflowIdConflictPolicy: 'USE_EXISTING' });
-      const update = env.client.workflow.executeUpdateWithStart(createUpdate, { args: [{ deadlineMs: (await env.currentTimeMs()) + 300_000 }], updateId: 'create', startWorkflowOperation: start });
-      // The operation's handle only resolves with the update's answer: cancel by id meanwhile.
-      await new Promise((resolve) => setTimeout(resolve, 1500));
-      const handle = env.client.workflow.getHandle(name);
-      await handle.cancel();
-      await assert.rejects(update, (err: unknown) => {
-        assert.ok(err instanceof WorkflowUpdateFailedError);
-        assert.ok(err.cause instanceof ApplicationFailure, `cause is ${String(err.cause)}`);
-        assert.equal(err.cause.type, 'backend');
-        return true;
-      });
-      assert.equal(await handle.result(), 'create_failed');
-      assert.equal(world.snapshotExists, false);
-      assert.equal(world.rows.get(name)!.holdsClaim, false);
     });
   });
 });

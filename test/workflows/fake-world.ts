@@ -91,7 +91,7 @@ export class FakeWorld {
    * `lost` (sent, the session drops, the command did not run), `ran_then_lost` (it ran, then the
    * session dropped: same boot id), `rebooted` (it ran and the host rebooted: new boot id).
    */
-  commandScript = new Map<string, Array<'not_delivered' | 'lost' | 'ran_then_lost' | 'rebooted' | 'ran_then_worker_failed'>>();
+  commandScript = new Map<string, Array<'not_delivered' | 'lost' | 'ran_then_lost' | 'rebooted' | 'ran_then_worker_failed' | 'lost_by_drain'>>();
   /** Commands that really ran on the host (not the ones that were lost or never sent). */
   commandsExecuted: AgentCommandInput[] = [];
   /** Real-time delay of a projection, by event type (a slow database). */
@@ -255,6 +255,12 @@ export class FakeWorld {
         if (scripted === 'lost') {
           this.agent = { ...this.agent, epoch: ++this.epochCounter };
           throw new E2epoolError('agent_not_connected', 'session lost before the command ran', { lost: true });
+        }
+        if (scripted === 'lost_by_drain') {
+          // Sent; the instance drains and closes the session while the host still runs it.
+          this.commandsExecuted.push(input);
+          this.agent = { ...this.agent, epoch: ++this.epochCounter };
+          throw new E2epoolError('agent_not_connected', 'controller instance is shutting down', { lost: true, draining: true });
         }
         if (scripted === 'ran_then_worker_failed') {
           // The host ran it; the instance failed before answering (a shutdown, a crash).
