@@ -5,7 +5,6 @@
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { startStack, newToken, sleep, type RunnerEntry, type Stack } from './lib/stack.js';
 import { SimAgent, type AgentKind } from './lib/sim-agents.js';
@@ -16,6 +15,7 @@ import { connect, listCheckpointWorkflows } from './lib/temporal-facts.js';
 import { compareResults, type BenchResult } from './lib/compare.js';
 import { startProxmoxBackend, type ProxmoxBackend } from './lib/proxmox-backend.js';
 import { repoRoot } from '../temporal/tool-paths.js';
+import { parseCommandLine } from './lib/cli.js';
 
 const HELP = `Usage: npm run bench -- [options]
 
@@ -44,52 +44,27 @@ Figures: lifecycles/s counts checkpoints that ended inside the measured window; 
 and turnaround (finalize sent -> end state seen) are in ms; cpuSecondsPerLifecycle splits controller,
 Temporal server and PostgreSQL (from /proc, children included); errors are keyed request:code.`;
 
-function parseOptions() {
-  return parseArgs({
-    options: {
-      runners: { type: 'string', default: '10' },
-      duration: { type: 'string', default: '60' },
-      warmup: { type: 'string', default: '10' },
-      agents: { type: 'string', default: 'legacy' },
-      backend: { type: 'string', default: 'bare_metal' },
-      instances: { type: 'string', default: '1' },
-      'job-ms': { type: 'string', default: '0' },
-      'success-ratio': { type: 'string', default: '0.5' },
-      'poll-ms': { type: 'string', default: '100' },
-      save: { type: 'boolean', default: false },
-      results: { type: 'string', default: path.join(repoRoot, 'bench', 'results.json') },
-      label: { type: 'string' },
-      compare: { type: 'string' },
-      keep: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-    allowPositionals: false,
-  }).values;
-}
-
-function usage(message: string): never {
-  process.stderr.write(`Error: ${message}\n\n${HELP}\n`);
-  process.exit(2);
-}
-
-let parsed: ReturnType<typeof parseOptions>;
-try {
-  parsed = parseOptions();
-} catch (err) {
-  usage((err as Error).message);
-}
-const args = parsed;
-
-function intArg(name: keyof typeof args, min: number, max: number): number {
-  const value = Number(args[name]);
-  if (!Number.isInteger(value) || value < min || value > max) usage(`--${name} must be an integer from ${min} to ${max}`);
-  return value;
-}
-
-if (args.help) {
-  process.stdout.write(`${HELP}\n`);
-  process.exit(0);
-}
+const { args, usage, numberOption } = parseCommandLine(
+  {
+    runners: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '60' },
+    warmup: { type: 'string', default: '10' },
+    agents: { type: 'string', default: 'legacy' },
+    backend: { type: 'string', default: 'bare_metal' },
+    instances: { type: 'string', default: '1' },
+    'job-ms': { type: 'string', default: '0' },
+    'success-ratio': { type: 'string', default: '0.5' },
+    'poll-ms': { type: 'string', default: '100' },
+    save: { type: 'boolean', default: false },
+    results: { type: 'string', default: path.join(repoRoot, 'bench', 'results.json') },
+    label: { type: 'string' },
+    compare: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  } as const,
+  HELP,
+);
+const intArg = (name: Parameters<typeof numberOption>[0], min: number, max: number) => numberOption(name, min, max);
 const runners = intArg('runners', 1, 1000);
 const durationS = intArg('duration', 1, 86_400);
 const warmupS = intArg('warmup', 0, 3600);

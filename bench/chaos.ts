@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseCommandLine } from './lib/cli.js';
 import pg from 'pg';
 import type { Client, Connection } from '@temporalio/client';
 import { sleep } from './lib/stack.js';
@@ -42,43 +42,21 @@ passing readiness on a session that began after it; 3 no reset or rollback ran t
 checkpoint; 4 no job-* snapshot left unless its checkpoint needs attention; 5 every checkpoint ends
 (or waits in needs_attention with a reason), no workflow wedged, every history under the bound.`;
 
-function parseOptions() {
-  return parseArgs({
-    options: {
-      seed: { type: 'string', default: '1' },
-      minutes: { type: 'string', default: '2' },
-      'faults-per-minute': { type: 'string', default: '12' },
-      'runners-per-kind': { type: 'string', default: '2' },
-      'history-bound': { type: 'string', default: '1000' },
-      'drain-seconds': { type: 'string', default: '300' },
-      out: { type: 'string' },
-      keep: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-  }).values;
-}
-
-function usage(message: string): never {
-  process.stderr.write(`Error: ${message}\n\n${HELP}\n`);
-  process.exit(2);
-}
-
-let parsed: ReturnType<typeof parseOptions>;
-try {
-  parsed = parseOptions();
-} catch (err) {
-  usage((err as Error).message);
-}
-const args = parsed;
-function numberArg(name: keyof typeof args, min: number, max: number, integer: boolean): number {
-  const value = Number(args[name]);
-  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) usage(`--${name} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
-  return value;
-}
-if (args.help) {
-  process.stdout.write(`${HELP}\n`);
-  process.exit(0);
-}
+const { args, numberOption } = parseCommandLine(
+  {
+    seed: { type: 'string', default: '1' },
+    minutes: { type: 'string', default: '2' },
+    'faults-per-minute': { type: 'string', default: '12' },
+    'runners-per-kind': { type: 'string', default: '2' },
+    'history-bound': { type: 'string', default: '1000' },
+    'drain-seconds': { type: 'string', default: '300' },
+    out: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  } as const,
+  HELP,
+);
+const numberArg = (name: Parameters<typeof numberOption>[0], min: number, max: number, integer: boolean) => numberOption(name, min, max, integer);
 const seed = numberArg('seed', 0, 2 ** 31, true);
 const minutes = numberArg('minutes', 0.1, 24 * 60, false);
 const faultsPerMinute = numberArg('faults-per-minute', 0, 600, false);

@@ -1,5 +1,6 @@
 // Ground truth of a chaos run: what really happened on the simulated hosts, hypervisor and GitLab,
 // and what the harness itself did. The checker judges the controller by these records alone.
+import type { CommandRecord } from '../lib/sim-agents.js';
 
 export type RunnerKind = 'proxmox' | 'legacy_auto' | 'legacy_reboot' | 'current_reboot' | 'current_in_place';
 
@@ -15,19 +16,7 @@ export interface RunnerTruth {
 }
 
 /** A command that ran on a host (replays from the agent's memory are marked). */
-export interface CommandTruth {
-  runnerId: string;
-  checkpoint: string | null;
-  command: string;
-  commandId: string | null;
-  sessionSerial: number;
-  sessionStartedAt: number;
-  bootId: string;
-  startedAt: number;
-  endedAt: number | null;
-  exitCode: number | null;
-  replayed: boolean;
-}
+export type CommandTruth = CommandRecord;
 
 export interface SessionTruth {
   runnerId: string;
