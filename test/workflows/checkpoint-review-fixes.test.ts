@@ -22,6 +22,14 @@ function bareMetal(world: FakeWorld, resetMode: 'reboot' | 'auto' | 'in_place', 
   world.agent = { epoch: 1, legacy, declared: legacy ? null : ['reset', 'cleanup', 'readiness'], bootId: legacy ? null : 'boot-1' };
 }
 
+/** Creates a checkpoint and finalizes it with failure (the start of every reset scenario). */
+async function createThenFail(tq: string, source: string, overrides: Parameters<typeof inputFor>[1] = {}, timings: Parameters<typeof inputFor>[2] = {}) {
+  const name = newName();
+  const { handle } = await create(tq, inputFor(name, overrides, timings));
+  await handle.signal(finalizeSignal, { status: 'failure', source });
+  return { name, handle };
+}
+
 const executed = (world: FakeWorld, name: string) => world.commandsExecuted.filter((c) => c.name === name).length;
 
 describe('bug 1: a reset that never ran is never taken for a reboot', () => {
@@ -31,9 +39,7 @@ describe('bug 1: a reset that never ran is never taken for a reboot', () => {
       bareMetal(world, resetMode, true);
       world.commandScript.set('reset', ['not_delivered', 'not_delivered']);
       await withWorkers(world, async (tq) => {
-        const name = newName();
-        const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
-        await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+        const { handle } = await createThenFail(tq, 'agent', { backend: 'bare_metal' });
         assert.equal(await handle.result(), 'reset');
         assert.equal(executed(world, 'reset'), 1, 'the reset really ran once');
       });
@@ -45,9 +51,7 @@ describe('bug 1: a reset that never ran is never taken for a reboot', () => {
     bareMetal(world, 'auto', true);
     world.commandScript.set('reset', ['lost']);
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+      const { handle } = await createThenFail(tq, 'agent', { backend: 'bare_metal' });
       const q = await waitForState(handle, 'needs_attention');
       assert.equal(q.needsAttention?.reason, 'command_outcome_unknown');
       assert.equal(world.paused, true, 'the runner stays paused');
@@ -61,9 +65,7 @@ describe('bug 1: a reset that never ran is never taken for a reboot', () => {
     bareMetal(world, 'auto', true);
     world.commandScript.set('reset', ['ran_then_worker_failed']);
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+      const { handle } = await createThenFail(tq, 'agent', { backend: 'bare_metal' });
       const q = await waitForState(handle, 'needs_attention');
       assert.equal(q.needsAttention?.reason, 'command_outcome_unknown');
       assert.equal(world.commandsRun.filter((c) => c.name === 'reset').length, 1, 'sent once');
@@ -75,9 +77,7 @@ describe('bug 1: a reset that never ran is never taken for a reboot', () => {
     bareMetal(world, 'reboot', true);
     world.commandScript.set('reset', ['lost_by_drain']);
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+      const { handle } = await createThenFail(tq, 'agent', { backend: 'bare_metal' });
       const q = await waitForState(handle, 'needs_attention');
       assert.equal(q.needsAttention?.reason, 'command_outcome_unknown');
       assert.equal(executed(world, 'readiness'), 0, 'no readiness on the session that came back while the reset ran');
@@ -90,9 +90,7 @@ describe('bug 1: a reset that never ran is never taken for a reboot', () => {
     bareMetal(world, 'reboot', true);
     world.commandScript.set('reset', ['ran_then_lost']);
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+      const { handle } = await createThenFail(tq, 'agent', { backend: 'bare_metal' });
       assert.equal(await handle.result(), 'reset');
       assert.equal(world.commandsRun.filter((c) => c.name === 'reset').length, 1, 'never re-sent to a legacy agent');
     });
@@ -103,9 +101,7 @@ describe('bug 1: a reset that never ran is never taken for a reboot', () => {
     bareMetal(world, 'reboot', false);
     world.commandScript.set('reset', ['lost']);
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+      const { handle } = await createThenFail(tq, 'agent', { backend: 'bare_metal' });
       assert.equal(await handle.result(), 'reset');
       const resets = world.commandsRun.filter((c) => c.name === 'reset');
       assert.equal(resets.length, 2);
@@ -120,9 +116,7 @@ describe('bug 1: a reset that never ran is never taken for a reboot', () => {
     bareMetal(world, 'in_place', false);
     world.commandScript.set('reset', ['rebooted']);
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'agent' });
+      const { handle } = await createThenFail(tq, 'agent', { backend: 'bare_metal' });
       const q = await waitForState(handle, 'needs_attention');
       assert.equal(q.needsAttention?.reason, 'command_outcome_unknown');
     });
@@ -134,9 +128,7 @@ describe('bug 2: operator signals count only in the needs-attention episode they
     const world = new FakeWorld();
     world.commandResults.set('readiness', { ok: false, exitCode: 1, stdout: '', stderr: 'not ready', durationMs: 1 });
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name, {}, { readinessTimeoutSeconds: 20 }));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const { handle } = await createThenFail(tq, 'hook', {}, { readinessTimeoutSeconds: 20 });
       await waitForState(handle, 'needs_attention');
       assert.equal(world.rollbacksStarted, 1);
       // Retry, Retry again, then Release: the first click answers the episode.
@@ -182,9 +174,7 @@ describe('bug 3: a release whose snapshot delete fails stays in needs attention'
     const world = new FakeWorld();
     world.commandResults.set('readiness', { ok: false, exitCode: 1, stdout: '', stderr: 'not ready', durationMs: 1 });
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name, {}, { readinessTimeoutSeconds: 20 }));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const { name, handle } = await createThenFail(tq, 'hook', {}, { readinessTimeoutSeconds: 20 });
       await waitForState(handle, 'needs_attention');
       world.failures.set('deleteSnapshot', { code: 'proxmox_task_failed', message: 'snapshot delete failed: storage offline' });
       await handle.signal(releaseSignal, { actor: 'ops', deleteSnapshot: true });
@@ -210,9 +200,7 @@ describe('bug 5: readiness probes of a retry carry new command ids', () => {
     bareMetal(world, 'in_place', false);
     world.commandResults.set('readiness', { ok: false, exitCode: 1, stdout: '', stderr: 'not ready', durationMs: 1 });
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }, { readinessTimeoutSeconds: 20 }));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const { handle } = await createThenFail(tq, 'hook', { backend: 'bare_metal' }, { readinessTimeoutSeconds: 20 });
       await waitForState(handle, 'needs_attention');
       const first = new Set(world.commandsRun.filter((c) => c.name === 'readiness').map((c) => c.commandId));
       const resetIds = new Set(world.commandsRun.filter((c) => c.name === 'reset').map((c) => c.commandId));
@@ -251,9 +239,7 @@ describe('bug 7 and bug 12', () => {
     const world = new FakeWorld();
     bareMetal(world, 'in_place', false);
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name, { backend: 'bare_metal' }, { commandTimeoutSeconds: 40 }));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const { handle } = await createThenFail(tq, 'hook', { backend: 'bare_metal' }, { commandTimeoutSeconds: 40 });
       assert.equal(await handle.result(), 'reset');
       const history = await handle.fetchHistory();
       const scheduled = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runAgentCommand');
@@ -266,9 +252,7 @@ describe('bug 7 and bug 12', () => {
     const world = new FakeWorld();
     world.failures.set('pauseRunner', { code: 'gitlab_auth', message: '403 Forbidden' });
     await withWorkers(world, async (tq) => {
-      const name = newName();
-      const { handle } = await create(tq, inputFor(name));
-      await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+      const { name, handle } = await createThenFail(tq, 'hook');
       await waitForState(handle, 'needs_attention');
       assert.ok(world.alerts.some((a) => a.key === `pause_failed:${name}` && !a.resolved));
       world.failures.delete('pauseRunner');
