@@ -77,10 +77,10 @@ type RouteOutcome =
  */
 export const CHECKPOINT_FIXES_PATCH = 'checkpoint-fixes-2026-12';
 
-/** The operator's name from a signal; anything that is not a short string is 'unknown'. */
-function actorOf(sig: unknown): string {
+/** The operator's name from a signal; null when the payload has none (the signal is then invalid). */
+function actorOf(sig: unknown): string | null {
   const actor = sig && typeof sig === 'object' ? (sig as { actor?: unknown }).actor : undefined;
-  return typeof actor === 'string' && actor.length > 0 ? actor.slice(0, 100) : 'unknown';
+  return typeof actor === 'string' && actor.length > 0 ? actor.slice(0, 100) : null;
 }
 
 function episodeOf(sig: unknown): number | undefined {
@@ -220,17 +220,31 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
     }
     operatorQueue.push(request);
   }
+  // An operator signal must name its actor (the API always does; a break-glass signal from the
+  // Temporal UI must too): a malformed one is never taken for an operator's decision.
   setHandler(retryResetSignal, (sig) => {
     try {
-      acceptOperator({ kind: 'retry_reset', signal: { actor: actorOf(sig) } }, episodeOf(sig));
+      const actor = actorOf(sig);
+      if (actor === null) {
+        ignoredOperatorSignals += 1;
+        log.warn('ignoring retryReset signal without an actor', { checkpoint: input.name });
+        return;
+      }
+      acceptOperator({ kind: 'retry_reset', signal: { actor } }, episodeOf(sig));
     } catch {
       log.warn('ignoring malformed retryReset signal', { checkpoint: input.name });
     }
   });
   setHandler(releaseSignal, (sig) => {
     try {
-      const deleteSnapshot = !!sig && typeof sig === 'object' && (sig as { deleteSnapshot?: unknown }).deleteSnapshot === true;
-      acceptOperator({ kind: 'release', signal: { actor: actorOf(sig), deleteSnapshot } }, episodeOf(sig));
+      const actor = actorOf(sig);
+      const flag = sig && typeof sig === 'object' ? (sig as { deleteSnapshot?: unknown }).deleteSnapshot : undefined;
+      if (actor === null || (flag !== undefined && typeof flag !== 'boolean')) {
+        ignoredOperatorSignals += 1;
+        log.warn('ignoring malformed release signal', { checkpoint: input.name });
+        return;
+      }
+      acceptOperator({ kind: 'release', signal: { actor, deleteSnapshot: flag === true } }, episodeOf(sig));
     } catch {
       log.warn('ignoring malformed release signal', { checkpoint: input.name });
     }

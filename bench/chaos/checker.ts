@@ -115,6 +115,7 @@ function unpausedOnlyWhenClean(truth: GroundTruth, timeline: Timeline): Violatio
         truth.tasks.some((t) => t.runnerId === runner.runnerId && isResetStep(t) && t.startedAt > at && t.startedAt < unpause.at);
       if (releases.some((r) => !attemptsAfter(r.at))) continue;
       const stale = releases.length > 0;
+      const instanceLost = truth.faults.some((f) => f.target.startsWith('controller-') && f.at > pausedAt && f.at < unpause.at);
       const noReset = completions.length === 0 && !truth.commands.some((c) => c.runnerId === runner.runnerId && c.command === 'reset' && c.startedAt > pausedAt && c.startedAt < unpause.at);
       out.push({
         invariant: 2,
@@ -125,7 +126,13 @@ function unpausedOnlyWhenClean(truth: GroundTruth, timeline: Timeline): Violatio
           : completions.length === 0
             ? `unpaused but no reset completed since the pause${noReset ? ' (the reset never ran on the host)' : ''}`
             : 'unpaused after a reset without a passing readiness check on a session newer than the reset',
-        ...(stale ? { reviewFinding: 'bug 2 (operator signals queued and used at a later needs-attention)' } : noReset && runner.kind !== 'proxmox' ? { reviewFinding: 'bug 1 (an undelivered or unknown reset taken for a reboot)' } : {}),
+        ...(stale
+          ? { reviewFinding: 'bug 2 (operator signals queued and used at a later needs-attention)' }
+          : runner.kind === 'legacy_reboot' && instanceLost
+            ? { reviewFinding: 'legacy-reboot-instance-loss (a legacy reboot-mode reset whose session an instance drain or crash closed is taken for the reboot)' }
+            : noReset && runner.kind !== 'proxmox'
+              ? { reviewFinding: 'bug 1 (an undelivered or unknown reset taken for a reboot)' }
+              : {}),
         events: timeline.around(runner.runnerId, pausedAt - 1000, unpause.at + 1000),
       });
     }
@@ -153,6 +160,7 @@ function noDoubleReset(truth: GroundTruth, timeline: Timeline): Violation[] {
     if (r.count <= 1 + intents) continue;
     const runner = truth.runners.find((x) => x.runnerId === r.runnerId);
     const doubleClicks = retries.length > intents;
+    const failedRollbacks = truth.tasks.filter((t) => t.snapname === name && isRollback(t) && t.exitstatus !== 'OK').length;
     out.push({
       invariant: 3,
       rule: 'no reset_cmd or rollback ran twice for one checkpoint',
@@ -161,7 +169,9 @@ function noDoubleReset(truth: GroundTruth, timeline: Timeline): Violation[] {
       detail: `${r.count} resets ran for one checkpoint with ${intents} operator retr${intents === 1 ? 'y' : 'ies'}`,
       ...(doubleClicks
         ? { reviewFinding: 'bug 2 (a double Retry causes an automatic second reset)' }
-        : runner?.kind.startsWith('legacy') ? { reviewFinding: 'bug 7 (a legacy agent receives the same reset twice)' } : {}),
+        : runner?.kind === 'proxmox' && r.count - failedRollbacks <= 1 + intents
+          ? { reviewFinding: 'failed-rollback-retried (a rollback task that failed is started again by the activity retry)' }
+          : runner?.kind.startsWith('legacy') ? { reviewFinding: 'bug 7 (a legacy agent receives the same reset twice)' } : {}),
       events: timeline.around(r.runnerId, r.first - 2000, r.last + 2000),
     });
   }

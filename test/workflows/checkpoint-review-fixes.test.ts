@@ -176,6 +176,13 @@ describe('bug 3: a release whose snapshot delete fails stays in needs attention'
     await withWorkers(world, async (tq) => {
       const { name, handle } = await createThenFail(tq, 'hook', {}, { readinessTimeoutSeconds: 20 });
       await waitForState(handle, 'needs_attention');
+      // Malformed operator signals (straight to Temporal) are never taken for a decision.
+      await handle.signal('release', { actor: { toString: 1 }, deleteSnapshot: 'yes' });
+      await handle.signal('release', { deleteSnapshot: true });
+      await handle.signal('retryReset', {});
+      await env.sleep('1 minute');
+      assert.equal((await handle.query(checkpointQuery)).state, 'needs_attention');
+      assert.equal(world.callCount('deleteSnapshot'), 0);
       world.failures.set('deleteSnapshot', { code: 'proxmox_task_failed', message: 'snapshot delete failed: storage offline' });
       await handle.signal(releaseSignal, { actor: 'ops', deleteSnapshot: true });
       for (let i = 0; i < 50 && world.callCount('deleteSnapshot') === 0; i++) await env.sleep('5 seconds');
