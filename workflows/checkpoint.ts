@@ -88,6 +88,17 @@ function episodeOf(sig: unknown): number | undefined {
   return typeof episode === 'number' && Number.isInteger(episode) ? episode : undefined;
 }
 
+/** Failure types that prove a command never reached the host (anything else may have run it). */
+const NOT_DELIVERED_TYPES: ReadonlySet<string> = new Set(['agent_not_delivered', 'agent_stale_route', 'timeout:SCHEDULE_TO_START']);
+
+/** Failures that are the command's answer rather than a delivery problem. */
+function answerOfFailure(type: string | undefined, detail: string): RouteOutcome | null {
+  if (type === 'command_not_declared') return { kind: 'not_declared', detail };
+  // The gateway's reply deadline passed: the command ran and failed as far as we can know.
+  if (type === 'agent_command_timeout') return { kind: 'result', result: { ok: false, exitCode: -1, stdout: '', stderr: detail, durationMs: 0 } };
+  return null;
+}
+
 /** Thrown inside a step to leave it for needs_attention. */
 class NeedsAttention extends Error {
   constructor(
@@ -383,13 +394,9 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
       } catch (err) {
         const type = failureType(err);
         lastDetail = failureMessage(err);
-        if (type === 'command_not_declared') return { kind: 'not_declared', detail: lastDetail };
-        if (type === 'agent_command_timeout') {
-          return { kind: 'result', result: { ok: false, exitCode: -1, stdout: '', stderr: lastDetail, durationMs: 0 } };
-        }
-        // Only a failure that proves the command never reached the host is re-routed as such; any
-        // other (lost session, worker gone, timeout, shutdown) may have run it.
-        const notDelivered = type === 'agent_not_delivered' || type === 'agent_stale_route' || type === 'timeout:SCHEDULE_TO_START';
+        const answer = answerOfFailure(type, lastDetail);
+        if (answer) return answer;
+        const notDelivered = type !== undefined && NOT_DELIVERED_TYPES.has(type);
         if (!notDelivered && name !== 'readiness') {
           if (route.legacy) return { kind: 'lost', legacy: true, detail: lastDetail, byDrain: lostByDrain(err) };
           if (name === 'reset') return awaitAgentAfterLostReset(route, commandId, lastDetail);
@@ -422,9 +429,9 @@ export async function checkpointWorkflow(input: CheckpointWorkflowInput): Promis
       } catch (err) {
         const type = failureType(err);
         detail = failureMessage(err);
-        if (type === 'command_not_declared') return { kind: 'not_declared', detail };
-        if (type === 'agent_command_timeout') return { kind: 'result', result: { ok: false, exitCode: -1, stdout: '', stderr: detail, durationMs: 0 } };
-        if (type !== 'agent_not_delivered' && type !== 'agent_stale_route' && type !== 'timeout:SCHEDULE_TO_START') last = route;
+        const answer = answerOfFailure(type, detail);
+        if (answer) return answer;
+        if (type === undefined || !NOT_DELIVERED_TYPES.has(type)) last = route;
         log.warn('reset sent again after a lost session failed; waiting for the agent', { checkpoint: input.name, commandId, type });
       }
     }
