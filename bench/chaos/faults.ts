@@ -37,41 +37,40 @@ async function restartController(world: ChaosWorld, index: number, signal: 'SIGK
   }
 }
 
+/** One process fault at a time: runs `work` (stop, wait, start) in the background; false when busy. */
+function processFault(ctx: FaultContext, work: () => Promise<void>): boolean {
+  if (ctx.busy.processes) return false;
+  ctx.busy.processes = true;
+  ctx.background(work().finally(() => (ctx.busy.processes = false)));
+  return true;
+}
+
 export const FAULTS: Record<string, { weight: number; run: FaultFn }> = {
   instance_kill: {
     weight: 3,
     run: (world, r, ctx) => {
-      if (ctx.busy.processes) return null;
+      if (ctx.busy.processes) return null; // before drawing: the seeded sequence stays as it was
       const i = r.int(world.stack.controllers.length);
-      ctx.busy.processes = true;
-      ctx.background(restartController(world, i, 'SIGKILL', 1000 + r.int(4000), ctx.log).finally(() => (ctx.busy.processes = false)));
-      return `controller-${i + 1}`;
+      return processFault(ctx, () => restartController(world, i, 'SIGKILL', 1000 + r.int(4000), ctx.log)) ? `controller-${i + 1}` : null;
     },
   },
   instance_drain: {
     weight: 3,
     run: (world, r, ctx) => {
-      if (ctx.busy.processes) return null;
-      // Drain the instance an agent with a command in flight is on, when there is one.
+      if (ctx.busy.processes) return null; // before drawing: the seeded sequence stays as it was
       const i = r.int(world.stack.controllers.length);
-      ctx.busy.processes = true;
-      ctx.background(restartController(world, i, 'SIGTERM', 500 + r.int(2000), ctx.log).finally(() => (ctx.busy.processes = false)));
-      return `controller-${i + 1}`;
+      return processFault(ctx, () => restartController(world, i, 'SIGTERM', 500 + r.int(2000), ctx.log)) ? `controller-${i + 1}` : null;
     },
   },
   temporal_restart: {
     weight: 1,
     run: (world, r, ctx) => {
-      if (ctx.busy.processes) return null;
-      ctx.busy.processes = true;
-      ctx.background(
-        (async () => {
-          await world.stack.temporal.stop('SIGTERM', 20_000);
-          await sleep(1000 + r.int(3000));
-          await world.stack.temporal.start();
-        })().finally(() => (ctx.busy.processes = false)),
-      );
-      return 'temporal';
+      const started = processFault(ctx, async () => {
+        await world.stack.temporal.stop('SIGTERM', 20_000);
+        await sleep(1000 + r.int(3000));
+        await world.stack.temporal.start();
+      });
+      return started ? 'temporal' : null;
     },
   },
   agent_disconnect_before: {
@@ -115,12 +114,11 @@ export const FAULTS: Record<string, { weight: number; run: FaultFn }> = {
         behaviour: {
           ms: 6000,
           onStart: () => {
-            if (ctx.busy.processes) return;
             const i = world.stack.wsUrls.indexOf(runner.agent.url);
             if (i < 0) return;
-            ctx.busy.processes = true;
-            world.truth.faults.push({ kind: 'instance_drain_mid_reset:drain', target: `controller-${i + 1}`, at: Date.now() });
-            ctx.background(restartController(world, i, 'SIGTERM', 500, ctx.log).finally(() => (ctx.busy.processes = false)));
+            if (processFault(ctx, () => restartController(world, i, 'SIGTERM', 500, ctx.log))) {
+              world.truth.faults.push({ kind: 'instance_drain_mid_reset:drain', target: `controller-${i + 1}`, at: Date.now() });
+            }
           },
         },
       };

@@ -4,7 +4,6 @@
 // reboot and in-place reset modes). Each runner plays gitlab-runner: it takes a job only while
 // unpaused, creates a checkpoint, runs the job, ends it in GitLab (webhook) and finalizes from one or
 // more sources. Everything that really happens is written to the ground truth.
-import path from 'node:path';
 import { startStack, newToken, sleep, type RunnerEntry, type Stack } from '../lib/stack.js';
 import { SimAgent, type CommandBehaviour, type CommandRecord } from '../lib/sim-agents.js';
 import { startProxmoxBackend, type ProxmoxBackend } from '../lib/proxmox-backend.js';
@@ -73,8 +72,6 @@ export class ChaosWorld {
   private stopping = false;
   private loops: Promise<void>[] = [];
   private nextIntent = 1;
-  /** Checkpoints known to the harness (created or attempted), by name. */
-  readonly names = new Set<string>();
 
   constructor(private readonly opts: ChaosWorldOptions) {
     this.truth = emptyTruth([]);
@@ -258,7 +255,6 @@ export class ChaosWorld {
         continue;
       }
       const name: string = reply.data.name;
-      this.names.add(name);
       agent.currentCheckpoint = name;
       runner.current = name;
       this.truth.checkpoints.push({ name, runnerId: runner.runnerId, jobId: job.id, createdAt: Date.now() });
@@ -363,9 +359,5 @@ export class ChaosWorld {
     await this.stack?.stop();
     await this.gitlab?.stop();
     await this.proxmox?.stop();
-  }
-
-  get workDir(): string {
-    return path.resolve(this.opts.workDir);
   }
 }
