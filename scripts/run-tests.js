@@ -16,7 +16,9 @@ const flags = process.argv.slice(2).filter((a) => a.startsWith('--'));
 const files = (roots.length ? roots : ['test']).flatMap((r) => collect(r, []));
 if (files.length === 0) { console.error('no test files found'); process.exit(1); }
 const concurrency = process.env.E2EPOOL_TEST_CONCURRENCY ?? '2';
+// The timeout applies to each file as a whole: the short chaos run takes about three minutes alone
+// and longer on a loaded CI machine; tests set tighter timeouts of their own.
 const result = spawnSync(process.execPath, [
-  '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', '--test-timeout=180000', ...flags, ...files,
+  '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', '--test-timeout=420000', ...flags, ...files,
 ], { stdio: 'inherit', env: process.env });
 process.exit(result.status ?? 1);
