@@ -200,6 +200,19 @@ describe('rollbackToSnapshot', () => {
     assert.equal(sim.state.tasks.filter((t) => t.type === 'qmrollback').length, 1);
   });
 
+  test('a retry after a failed rollback task starts no second rollback and fails for good', async () => {
+    await ops.ensureSnapshot(vm, 'job-r4', {}, ctx());
+    sim.inject({ type: 'task-fail', op: 'snapshot-rollback', exitstatus: "can't lock file '/var/lock/qemu-server/lock-101.conf' - got timeout", times: 1 });
+    const c = ctx();
+    const first = await ops.rollbackToSnapshot(vm, 'job-r4', c).catch((e: unknown) => e);
+    assert.ok(first instanceof E2epoolError);
+    const retry = await ops.rollbackToSnapshot(vm, 'job-r4', c).catch((e: unknown) => e);
+    assert.ok(retry instanceof E2epoolError);
+    assert.equal(retry.code, 'proxmox_task_failed');
+    assert.equal(isRetryable(retry.code), false);
+    assert.equal(sim.state.tasks.filter((t) => t.type === 'qmrollback').length, 1);
+  });
+
   test('a new activity (later since) rolls back again', async () => {
     await ops.ensureSnapshot(vm, 'job-r3', {}, ctx());
     await ops.rollbackToSnapshot(vm, 'job-r3', ctx());

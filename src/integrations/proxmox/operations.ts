@@ -84,8 +84,15 @@ export class ProxmoxOperations {
       if (!isTaskSuccess(status.exitstatus)) throw taskError(status);
       return { outcome: 'attached', upid: running.upid };
     }
-    const done = tasks.find((t) => !isRunning(t) && isTaskSuccess(t.status) && t.user === this.client.tokenId);
+    const ours = tasks.filter((t) => !isRunning(t) && t.user === this.client.tokenId);
+    const done = ours.find((t) => isTaskSuccess(t.status));
     if (done) return { outcome: 'already_done', upid: done.upid };
+    // A rollback that ran and failed left the disk in a state nobody knows: a second one is an
+    // operator's decision, never an activity retry's.
+    const failed = ours[0];
+    if (failed) {
+      throw new E2epoolError('proxmox_task_failed', `rollback task ${failed.upid} of VM ${target.vmid} failed (${failed.status ?? 'no status'}); not starting another`, { upid: failed.upid, vmid: target.vmid });
+    }
     const run = await this.startAndWait(target, 'rollback', ctx, () => false, () => this.client.rollbackSnapshot(target.node, target.vmid, name, opts.start ? { start: true } : {}));
     return { outcome: 'rolled_back', upid: run.upid! };
   }
