@@ -129,7 +129,9 @@ export function createBackendActivities(deps: BackendDeps): BackendActivities {
     const ctx = Context.current();
     // Never later than now: a server clock ahead of ours must not hide the tasks we started.
     const since = new Date(Math.min(ctx.info.scheduledTimestampMs, Date.now()));
-    return { since, pollIntervalMs, heartbeat: (details) => ctx.heartbeat(details), signal: ctx.cancellationSignal };
+    const last = ctx.info.heartbeatDetails as { upid?: unknown } | undefined;
+    const previousUpid = typeof last?.upid === 'string' ? last.upid : undefined;
+    return { since, pollIntervalMs, heartbeat: (details) => ctx.heartbeat(details), signal: ctx.cancellationSignal, ...(previousUpid ? { previousUpid } : {}) };
   }
 
   /** Runs `op` holding a lease on the runner's node, waiting (heartbeating) for a free slot. */
@@ -170,10 +172,12 @@ export function createBackendActivities(deps: BackendDeps): BackendActivities {
       return { vmid: pr.target.vmid };
     },
 
-    async deleteSnapshot(ref) {
+    async deleteSnapshot(input) {
+      const ref = { name: input.name, runnerId: input.runnerId };
       const pr = await proxmoxRunner(ref, 'delete_snapshot');
       if (!pr) return;
-      const result = await withNodeLease(pr, ref, 'delete_snapshot', (ctx) => pr.ops.deleteSnapshot(pr.target, ref.name, ctx));
+      const opts = input.snapshotTasksSinceMs !== undefined ? { snapshotTasksSince: new Date(input.snapshotTasksSinceMs) } : {};
+      const result = await withNodeLease(pr, ref, 'delete_snapshot', (ctx) => pr.ops.deleteSnapshot(pr.target, ref.name, ctx, opts));
       logDone(ref, 'delete_snapshot', pr, result);
     },
 

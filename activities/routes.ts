@@ -4,7 +4,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import { agentPresence } from '../db/schema.js';
 import { resolveRoute } from '../src/gateway/presence-store.js';
 import type { Db } from '../src/store/database.js';
-import type { AgentRoute, RouteActivities } from './types.js';
+import { gatewayTaskQueue, type AgentRoute, type RouteActivities } from './types.js';
 
 export interface RouteDeps {
   db: Db;
@@ -32,6 +32,7 @@ export async function resolveAgentRoute(db: Db, runnerId: string, opts: { staleA
     const declared = Array.isArray(row.declaredCommands) ? row.declaredCommands.filter((c): c is string => typeof c === 'string') : null;
     return {
       instanceId: route.instanceId,
+      taskQueue: gatewayTaskQueue(route.instanceId),
       sessionEpoch: route.sessionEpoch,
       legacy: declared === null,
       declaredCommands: declared,

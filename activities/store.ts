@@ -1,8 +1,8 @@
 // Store activities: the claim, projections, runner plan, epoch watermark and alerts.
 import type { Db } from '../src/store/database.js';
 import type { Logger } from '../src/logger.js';
-import type { StoreActivities } from './types.js';
-import { claimRunner, loadRunnerPlan, projectTransition, takeEpochWatermark } from '../src/store/checkpoint-store.js';
+import type { AlertInput, StoreActivities } from './types.js';
+import { claimRunner, loadRunnerPlan, projectTransition, recordProgress, takeEpochWatermark } from '../src/store/checkpoint-store.js';
 import { raiseAlert, resolveAlert } from '../src/store/alert-store.js';
 
 export interface StoreDeps {
@@ -26,16 +26,30 @@ export function createStoreActivities(deps: StoreDeps): StoreActivities {
     },
     loadRunnerPlan: ({ runnerId }) => loadRunnerPlan(db, runnerId),
     takeEpochWatermark: () => takeEpochWatermark(db),
-    raiseAlert: async (alert) => {
-      const { raised } = await raiseAlert(db, alert);
-      if (raised) {
-        logger.warn({ runnerId: alert.runnerId, checkpoint: alert.checkpointName, alert: alert.key, severity: alert.severity }, alert.message);
-        deps.onAlert?.(alert);
+    raiseAlert: (alert) => raise(alert),
+    resolveAlert: ({ key }) => resolve(key),
+    recordProgress: async (input) => {
+      const result = await recordProgress(db, input);
+      for (const t of input.transitions) {
+        logger.info({ runnerId: input.runnerId, checkpoint: input.name, workflowId: input.name, from: t.from, to: t.to, event: t.event }, t.releaseClaim ? `claim released: ${t.detail ?? t.event}` : t.detail ?? t.event);
       }
-    },
-    resolveAlert: async ({ key }) => {
-      const { resolved } = await resolveAlert(db, key);
-      if (resolved) logger.info({ alert: key }, 'alert resolved');
+      // Resolves first: a batch that leaves one episode and opens the next raises after closing.
+      for (const key of input.resolveAlerts ?? []) await resolve(key);
+      for (const alert of input.raiseAlerts ?? []) await raise(alert);
+      return result;
     },
   };
+
+  async function raise(alert: AlertInput) {
+    const { raised } = await raiseAlert(db, alert);
+    if (raised) {
+      logger.warn({ runnerId: alert.runnerId, checkpoint: alert.checkpointName, alert: alert.key, severity: alert.severity }, alert.message);
+      deps.onAlert?.(alert);
+    }
+  }
+
+  async function resolve(key: string) {
+    const { resolved } = await resolveAlert(db, key);
+    if (resolved) logger.info({ alert: key }, 'alert resolved');
+  }
 }

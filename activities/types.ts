@@ -10,7 +10,8 @@ export interface CheckpointRef {
 }
 
 export type ClaimResult =
-  | { ok: true; createdAtMs: number }
+  /** `plan` when the input asked for it: one database round trip for both. */
+  | { ok: true; createdAtMs: number; plan?: RunnerPlan }
   | { ok: false; code: 'conflict' | 'cooldown' | 'maintenance' | 'draining' | 'runner_not_found'; detail: string; holderCleaning?: boolean };
 
 export interface ClaimInput extends CheckpointRef {
@@ -19,6 +20,7 @@ export interface ClaimInput extends CheckpointRef {
   backend: 'proxmox' | 'bare_metal';
   caller?: string;
   cooldownSeconds: number;
+  includePlan?: boolean;
 }
 
 export interface ProjectionInput extends CheckpointRef {
@@ -52,6 +54,34 @@ export interface RunnerPlan {
   vmid: number | null;
 }
 
+/** One transition to project, as the workflow numbered it. */
+export interface ProjectedTransition {
+  seq: number;
+  from: CheckpointState | null;
+  to: CheckpointState;
+  event: string;
+  detail?: string;
+  fields?: ProjectionInput['fields'];
+  /** Clears holds_claim in the same transaction. */
+  releaseClaim?: boolean;
+}
+
+/**
+ * Everything the workflow has to tell the database at one await point, in one local activity:
+ * transitions in order, alerts raised and resolved, and optionally a new epoch watermark.
+ */
+export interface ProgressInput extends CheckpointRef {
+  transitions: ProjectedTransition[];
+  raiseAlerts?: AlertInput[];
+  resolveAlerts?: string[];
+  /** Take an epoch watermark (after the transitions) and record it as the row's epoch_at_reset. */
+  takeEpochWatermark?: boolean;
+}
+
+export interface ProgressResult {
+  epochWatermark: number | null;
+}
+
 export interface AlertInput {
   key: string;
   severity: 'info' | 'warning' | 'critical';
@@ -70,12 +100,14 @@ export interface StoreActivities {
   takeEpochWatermark(input: CheckpointRef): Promise<number>;
   raiseAlert(input: AlertInput): Promise<void>;
   resolveAlert(input: { key: string }): Promise<void>;
+  recordProgress(input: ProgressInput): Promise<ProgressResult>;
 }
 
 export interface BackendActivities {
   /** Proxmox: ensure the snapshot exists (attaching to a running task). Bare metal: nothing to do. */
   takeSnapshot(input: CheckpointRef): Promise<{ vmid: number | null }>;
-  deleteSnapshot(input: CheckpointRef): Promise<void>;
+  /** With `snapshotTasksSinceMs`, snapshot tasks started since then are waited for first (compensation). */
+  deleteSnapshot(input: CheckpointRef & { snapshotTasksSinceMs?: number }): Promise<void>;
   /** Guard before destructive calls: the VM is still the one recorded at create. */
   assertVmUnchanged(input: CheckpointRef & { vmid: number | null }): Promise<void>;
   stopVm(input: CheckpointRef): Promise<void>;
@@ -94,6 +126,8 @@ export interface CiActivities {
 
 export interface AgentRoute {
   instanceId: string;
+  /** The task queue of the instance holding the session (absent in routes recorded by older runs). */
+  taskQueue?: string;
   sessionEpoch: number;
   legacy: boolean;
   connectedForSeconds: number;

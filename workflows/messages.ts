@@ -3,8 +3,14 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { CheckpointState, NeedsAttentionReason } from '../src/domain/checkpoint-states.js';
 import type { FinalizeStatus } from '../src/domain/finalize.js';
+import type { CheckpointSnapshot } from '../src/domain/transitions.js';
+import type { RunnerPlan } from '../activities/types.js';
 
-export const CHECKPOINT_WORKFLOW_TYPE = 'checkpointWorkflow';
+/** The type new checkpoints start as (workflows/checkpoint/). */
+export const CHECKPOINT_WORKFLOW_TYPE = 'checkpointV2Workflow';
+/** The first release's type: still registered while runs of it are open (docs/development.md). */
+export const CHECKPOINT_V1_WORKFLOW_TYPE = 'checkpointWorkflow';
+export const CHECKPOINT_WORKFLOW_TYPES = [CHECKPOINT_WORKFLOW_TYPE, CHECKPOINT_V1_WORKFLOW_TYPE] as const;
 
 /** Every timing the workflow uses. Filled from config by the API when it starts the workflow. */
 export interface CheckpointTimings {
@@ -40,6 +46,25 @@ export interface CheckpointWorkflowInput {
   backend: 'proxmox' | 'bare_metal';
   caller?: string;
   timings: CheckpointTimings;
+  /** Set only by the workflow itself when it continues as new (a long unpause); never by the API. */
+  resume?: CheckpointResume;
+}
+
+/** The part of a run's state a continued run starts from. */
+export interface CheckpointResumeState {
+  snapshot: CheckpointSnapshot;
+  seq: number;
+  ignoredOperatorSignals: number;
+}
+
+export interface CheckpointResume {
+  at: 'unpause';
+  state: CheckpointResumeState;
+  plan: RunnerPlan;
+  /** When unpausing began (the slow-unpause alert counts from here), and whether it alerted. */
+  unpauseSinceMs: number;
+  alerted: boolean;
+  unpauseAttempts: number;
 }
 
 export interface CreateRequest {

@@ -24,7 +24,7 @@ export async function connect(address: string): Promise<{ connection: Connection
 /** Every checkpoint workflow execution (newest first), with its history length. */
 export async function listCheckpointWorkflows(client: Client, limit = 5000): Promise<WorkflowFacts[]> {
   const out: WorkflowFacts[] = [];
-  for await (const wf of client.workflow.list({ query: "WorkflowType = 'checkpointWorkflow'" })) {
+  for await (const wf of client.workflow.list({ query: "WorkflowType IN ('checkpointV2Workflow', 'checkpointWorkflow')" })) {
     // Visibility records the length when a run closes; ask an open run itself.
     const historyLength = wf.status.name === 'RUNNING' ? (await client.workflow.getHandle(wf.workflowId, wf.runId).describe()).historyLength : wf.historyLength;
     out.push({ workflowId: wf.workflowId, status: wf.status.name, historyLength });

@@ -106,3 +106,20 @@ export function resetNeedsFreshSession(mode: ResetMode, sessionDroppedDuringRese
 export function backoffSeconds(attempt: number, initial: number, max: number): number {
   return Math.min(max, initial * 2 ** Math.max(0, attempt - 1));
 }
+
+/** What a reset command that was sent, and whose answer was lost, tells about the host. */
+export interface LostReset {
+  /** The agent speaks the legacy protocol: no boot id, no command-id memory. */
+  legacy: boolean;
+  /** A live gateway saw the host close the socket; not our instance draining, crashing or stalling. */
+  closedByHost: boolean;
+}
+
+/**
+ * Only a legacy agent in reboot mode whose host closed the session may be read as the reboot
+ * (ARCHITECTURE §4.9); readiness still needs a session newer than the reset. Anything else may or
+ * may not have reset the host.
+ */
+export function readLostReset(lost: LostReset, mode: ResetMode): 'rebooted' | 'outcome_unknown' {
+  return lost.legacy && lost.closedByHost && mode === 'reboot' ? 'rebooted' : 'outcome_unknown';
+}

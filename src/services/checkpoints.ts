@@ -228,6 +228,16 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
     }
   }
 
+  async function cancelUnanswered(name: string): Promise<void> {
+    try {
+      await client.workflow.getHandle(name).cancel();
+      logger.warn({ checkpoint: name, workflowId: name }, 'create not answered in time: checkpoint canceled');
+    } catch (err) {
+      // Not started, or already closed: nothing holds the runner.
+      logger.info({ checkpoint: name, workflowId: name, err: (err as Error).message }, 'create not answered in time; nothing to cancel');
+    }
+  }
+
   /** Same job on the same runner: answer with the checkpoint it already has (ARCHITECTURE §4.2). */
   async function attach(holder: CheckpointRow): Promise<CheckpointResponse> {
     if (holder.state === 'created') return toCheckpointResponse(holder);
@@ -330,6 +340,9 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
           const winner = sameJobHolder(await findClaimHolder(db, runnerId), jobId);
           if (winner) return attach(winner);
         }
+        // The caller heard "unavailable" and will not use this checkpoint: one that was still
+        // created late would hold the runner until its TTL. Canceled, it is compensated or reset.
+        if (err instanceof E2epoolError && err.code === 'controller_timeout') await cancelUnanswered(name);
         throw err;
       }
       logger.info({ runnerId, checkpoint: name, workflowId: name, jobId }, 'checkpoint created');

@@ -3,7 +3,7 @@
 // anything but the runner row.
 import { sql } from 'drizzle-orm';
 import type { Db } from './database.js';
-import type { ClaimInput, ClaimResult, ProjectionInput, RunnerPlan } from '../../activities/types.js';
+import type { ClaimInput, ClaimResult, ProgressInput, ProgressResult, ProjectionInput, RunnerPlan } from '../../activities/types.js';
 import { isEndState, type CheckpointState } from '../domain/checkpoint-states.js';
 import { parseRunnerOptions } from '../inventory/runner-config.js';
 
@@ -31,8 +31,23 @@ export async function readMaintenance(db: Db): Promise<MaintenanceState> {
  * One transaction: lock the runner row, check maintenance, drain, cooldown, then the holder;
  * insert with ON CONFLICT DO NOTHING and read back. A row with our own name is a retry of ourselves.
  */
-export async function claimRunner(db: Db, input: ClaimInput, now = new Date()): Promise<ClaimResult> {
+/**
+ * Longer than no healthy claim, shorter than the claim activity's 30 s: a transaction stuck on a lock
+ * is aborted by the database instead of committing after the workflow gave up on it.
+ */
+export const CLAIM_STATEMENT_TIMEOUT_MS = 20_000;
+
+export async function claimRunner(db: Db, input: ClaimInput, now = new Date(), opts: { statementTimeoutMs?: number } = {}): Promise<ClaimResult> {
+  const result = await claimInTransaction(db, input, now, opts.statementTimeoutMs ?? CLAIM_STATEMENT_TIMEOUT_MS);
+  if (!result.ok || !input.includePlan) return result;
+  return { ...result, plan: await loadRunnerPlan(db, input.runnerId) };
+}
+
+async function claimInTransaction(db: Db, input: ClaimInput, now: Date, timeoutMs: number): Promise<ClaimResult> {
   return db.transaction(async (tx) => {
+    const ms = Math.max(1, Math.floor(timeoutMs));
+    await tx.execute(sql.raw(`set local statement_timeout = ${ms}`));
+    await tx.execute(sql.raw(`set local idle_in_transaction_session_timeout = ${ms}`));
     const [runner] = await rows(tx, sql`select runner_id, is_active, drained from runners where runner_id = ${input.runnerId} for update`);
     if (!runner || !runner.is_active) return { ok: false, code: 'runner_not_found', detail: 'Runner not found in inventory' };
 
@@ -96,7 +111,27 @@ function conflictWith(holder: { name: string; state: CheckpointState; finalize_s
 
 /** Idempotent: (name, seq) is unique, and a row only moves forward in seq. */
 export async function projectTransition(db: Db, p: ProjectionInput, opts: { releaseClaim?: boolean } = {}, now = new Date()): Promise<void> {
-  await db.transaction(async (tx) => {
+  await db.transaction((tx) => projectIn(tx, p, opts, now));
+}
+
+/**
+ * The transitions of one await point, in one transaction; then the epoch watermark when asked.
+ * Alerts are left to the caller (their delivery hook runs after the commit).
+ */
+export async function recordProgress(db: Db, input: ProgressInput, now = new Date()): Promise<ProgressResult> {
+  return db.transaction(async (tx) => {
+    for (const t of input.transitions) {
+      await projectIn(tx, { name: input.name, runnerId: input.runnerId, seq: t.seq, from: t.from, to: t.to, event: t.event, detail: t.detail, fields: t.fields }, { releaseClaim: t.releaseClaim }, now);
+    }
+    if (!input.takeEpochWatermark) return { epochWatermark: null };
+    const epoch = await takeEpochWatermark(tx as unknown as Db);
+    await tx.execute(sql`update checkpoints set epoch_at_reset = ${epoch} where name = ${input.name}`);
+    return { epochWatermark: epoch };
+  });
+}
+
+async function projectIn(tx: any, p: ProjectionInput, opts: { releaseClaim?: boolean | undefined }, now: Date): Promise<void> {
+  {
     const inserted = await rows(
       tx,
       // No row (a claim that never landed): nothing to project, and no stray transition either.
@@ -128,7 +163,7 @@ export async function projectTransition(db: Db, p: ProjectionInput, opts: { rele
         ready_at = case when ${p.event === 'ready'} then ${now} else ready_at end,
         ended_at = case when ${ended} then ${now} else ended_at end
       where name = ${p.name} and projection_seq < ${p.seq}`);
-  });
+  }
 }
 
 export async function takeEpochWatermark(db: Db): Promise<number> {

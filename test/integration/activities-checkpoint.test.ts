@@ -17,7 +17,7 @@ import { createAgentGateway, type AgentGateway } from '../../src/gateway/index.j
 import type { RunnerRegistry } from '../../src/inventory/registry.js';
 import { startGitlabSimulator, type GitlabSimulator } from '../../sim/gitlab/index.js';
 import { startProxmoxSimulator, type ProxmoxSimulator } from '../../sim/proxmox/index.js';
-import { checkpointWorkflow } from '../../workflows/checkpoint.js';
+import { checkpointV2Workflow } from '../../workflows/checkpoint/workflow.js';
 import { checkpointQuery, createUpdate, finalizeSignal, type CheckpointTimings } from '../../workflows/messages.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
 import { bundleWorkflowsOnce, startTimeSkippingEnv } from '../helpers/temporal.js';
@@ -182,7 +182,7 @@ describe('checkpoint workflow with the real activities', { timeout: 120_000 }, (
 
     const name = mintCheckpointName('4242', Math.floor(Date.now() / 1000), 'c0ffee01');
     const scenario = async () => {
-      const start = new WithStartWorkflowOperation(checkpointWorkflow, {
+      const start = new WithStartWorkflowOperation(checkpointV2Workflow, {
         workflowId: name,
         taskQueue,
         args: [{ name, runnerId: 'pve-runner', jobId: '4242', backend: 'proxmox', timings }],
@@ -273,7 +273,7 @@ describe('checkpoint workflow with the real activities', { timeout: 120_000 }, (
     const gatewayWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: gatewayTaskQueue(INSTANCE_ID), activities: createGatewayActivities({ gateway, registry, logger: log.logger }) });
     const name = mintCheckpointName('4343', Math.floor(Date.now() / 1000), 'c0ffee02');
     const scenario = async () => {
-      const start = new WithStartWorkflowOperation(checkpointWorkflow, {
+      const start = new WithStartWorkflowOperation(checkpointV2Workflow, {
         workflowId: name,
         taskQueue,
         args: [{ name, runnerId: 'pve-runner-2', jobId: '4343', backend: 'proxmox', timings }],

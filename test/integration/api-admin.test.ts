@@ -166,6 +166,16 @@ void describe('admin checkpoint API', { timeout: 120_000 }, () => {
     assert.ok(took >= 1900 && took < 10_000, `answered after ${took} ms`);
     const rows = await database.db.execute(sql`select count(*)::int as n from checkpoints where runner_id = 'slow-runner'`);
     assert.equal((rows as any).rows[0].n, 0);
+    // The caller gave up on it: the workflow is canceled, so a late create is compensated, never kept.
+    const ids: string[] = [];
+    for (let i = 0; i < 50 && ids.length === 0; i++) {
+      for await (const wf of env.client.workflow.list({ query: "RunnerId = 'slow-runner'" })) ids.push(wf.workflowId);
+      if (ids.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(ids.length, 1);
+    const history = await env.client.workflow.getHandle(ids[0]!).fetchHistory();
+    assert.ok((history.events ?? []).some((e) => e.workflowExecutionCancelRequestedEventAttributes), 'a cancel was requested');
+    await env.client.workflow.getHandle(ids[0]!).terminate('test: no worker serves this queue');
   });
 
   it('a claim whose workflow was terminated is stale: needs attention (orphan_claim), never released by itself, released by an operator', async () => {

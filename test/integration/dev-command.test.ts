@@ -125,7 +125,7 @@ void describe('e2epool dev', { concurrency: true }, () => {
       const client = new Client({ connection });
       const listed = async () => {
         const ids: string[] = [];
-        for await (const wf of client.workflow.list({ query: 'WorkflowType = "checkpointWorkflow"' })) ids.push(wf.workflowId);
+        for await (const wf of client.workflow.list({ query: 'WorkflowType IN ("checkpointV2Workflow", "checkpointWorkflow")' })) ids.push(wf.workflowId);
         return ids;
       };
       let workflows: string[] = [];

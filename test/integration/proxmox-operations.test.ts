@@ -206,11 +206,15 @@ describe('rollbackToSnapshot', () => {
     const c = ctx();
     const first = await ops.rollbackToSnapshot(vm, 'job-r4', c).catch((e: unknown) => e);
     assert.ok(first instanceof E2epoolError);
-    const retry = await ops.rollbackToSnapshot(vm, 'job-r4', c).catch((e: unknown) => e);
+    // The retry carries the task its first attempt waited for (the activity's last heartbeat).
+    const previousUpid = (c.beats.filter((b) => (b as { upid?: string }).upid).at(-1) as { upid: string }).upid;
+    const retry = await ops.rollbackToSnapshot(vm, 'job-r4', { ...c, previousUpid }).catch((e: unknown) => e);
     assert.ok(retry instanceof E2epoolError);
     assert.equal(retry.code, 'proxmox_task_failed');
     assert.equal(isRetryable(retry.code), false);
     assert.equal(sim.state.tasks.filter((t) => t.type === 'qmrollback').length, 1);
+    // Another activity (an operator's retry) rolls back again.
+    assert.equal((await ops.rollbackToSnapshot(vm, 'job-r4', ctx())).outcome, 'rolled_back');
   });
 
   test('a new activity (later since) rolls back again', async () => {

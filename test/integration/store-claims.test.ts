@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'drizzle-orm';
 import { databaseKinds, type TestDatabase } from '../helpers/databases.js';
-import { claimRunner, loadRunnerPlan, projectTransition, takeEpochWatermark } from '../../src/store/checkpoint-store.js';
+import { claimRunner, loadRunnerPlan, projectTransition, recordProgress, takeEpochWatermark } from '../../src/store/checkpoint-store.js';
 import { raiseAlert, resolveAlert, openAlerts } from '../../src/store/alert-store.js';
 import { holdsClaim, type CheckpointState } from '../../src/domain/checkpoint-states.js';
 import type { ClaimInput } from '../../activities/types.js';
@@ -45,6 +45,53 @@ for (const { kind, create } of databaseKinds) {
       const r: any = await db.db.execute(sql`select count(*)::int as n from checkpoints where runner_id = 'race' and holds_claim`);
       assert.equal(r.rows[0].n, 1);
     });
+
+    it('records the transitions of one await point in order, releases the claim with its transition, and takes the watermark', async () => {
+      await addRunner(db, 'batch');
+      const name = 'job-5-1-eeeeeeee';
+      const claimed = await claimRunner(db.db, { ...claim(name, 'batch'), includePlan: true });
+      assert.ok(claimed.ok && claimed.plan?.backend === 'bare_metal', 'the plan comes with the claim');
+      const before = await takeEpochWatermark(db.db);
+      const result = await recordProgress(db.db, {
+        name,
+        runnerId: 'batch',
+        transitions: [
+          { seq: 1, from: 'creating', to: 'created', event: 'snapshot_taken' },
+          { seq: 2, from: 'created', to: 'finalize_queued', event: 'finalize_requested', fields: { finalizeStatus: 'failure', finalizeSource: 'hook', finalizeQueuedAtMs: Date.now() } },
+          { seq: 3, from: 'finalize_queued', to: 'pausing', event: 'reset_started' },
+        ],
+        takeEpochWatermark: true,
+      });
+      assert.ok(result.epochWatermark! > before);
+      assert.deepEqual(await state(db, name), { state: 'pausing', holds_claim: true, finalize_status: 'failure', projection_seq: 3 });
+      const epoch: any = await db.db.execute(sql`select epoch_at_reset from checkpoints where name = ${name}`);
+      assert.equal(Number(epoch.rows[0].epoch_at_reset), result.epochWatermark);
+      // A replayed batch changes nothing; the release rides on its own transition.
+      await recordProgress(db.db, { name, runnerId: 'batch', transitions: [{ seq: 3, from: 'finalize_queued', to: 'pausing', event: 'reset_started' }] });
+      await recordProgress(db.db, { name, runnerId: 'batch', transitions: [{ seq: 4, from: 'needs_attention', to: 'releasing_claim', event: 'release_requested', releaseClaim: true }] });
+      assert.equal((await state(db, name)).holds_claim, false);
+      const seqs: any = await db.db.execute(sql`select seq from checkpoint_transitions where checkpoint_name = ${name} order by seq`);
+      assert.deepEqual(seqs.rows.map((r: any) => Number(r.seq)), [0, 1, 2, 3, 4]);
+    });
+
+    if (kind === 'postgres') {
+      it('a claim stuck behind a lock is aborted by the database and leaves no row holding the claim', async () => {
+        await addRunner(db, 'locked');
+        const { default: pg } = await import('pg');
+        const blocker = new pg.Client({ connectionString: db.url });
+        await blocker.connect();
+        try {
+          await blocker.query('begin');
+          await blocker.query(`select 1 from runners where runner_id = 'locked' for update`);
+          await assert.rejects(claimRunner(db.db, claim('job-6-1-ffffffff', 'locked'), new Date(), { statementTimeoutMs: 300 }), (err: any) => (err.cause ?? err).code === '57014');
+          await blocker.query('rollback');
+        } finally {
+          await blocker.end();
+        }
+        assert.equal(await state(db, 'job-6-1-ffffffff'), undefined);
+        assert.equal((await claimRunner(db.db, claim('job-6-1-ffffffff', 'locked'))).ok, true, 'the next claim works');
+      });
+    }
 
     it('refuses a second holder even when written behind the code (unique partial index)', async () => {
       await assert.rejects(db.db.execute(sql`insert into checkpoints (name, runner_id, job_id, backend, state, holds_claim) values ('job-9-1-dddddddd', 'r1', '9', 'bare_metal', 'created', true)`));

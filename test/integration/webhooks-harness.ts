@@ -19,7 +19,7 @@ import { mintCheckpointName } from '../../src/domain/checkpoint-name.js';
 import { createStoreActivities } from '../../activities/store.js';
 import { withFailureMapping } from '../../activities/failure-mapping.js';
 import { gatewayTaskQueue, type AgentCommandInput, type AgentCommandResult, type CheckpointActivities } from '../../activities/types.js';
-import { checkpointWorkflow } from '../../workflows/checkpoint.js';
+import { checkpointV2Workflow } from '../../workflows/checkpoint/workflow.js';
 import { createUpdate, type CheckpointTimings, type CheckpointWorkflowInput } from '../../workflows/messages.js';
 
 export const GITLAB_SECRET = 'gl-webhook-secret-for-tests';
@@ -93,7 +93,7 @@ export class StandInWorld {
           await Context.current().sleep(200);
         }
       },
-      resolveAgentRoute: async () => ({ instanceId: this.gatewayInstance, sessionEpoch: 1, legacy: false, connectedForSeconds: 3600, declaredCommands: ['reset', 'cleanup', 'readiness'] }),
+      resolveAgentRoute: async () => ({ instanceId: this.gatewayInstance, taskQueue: gatewayTaskQueue(this.gatewayInstance), sessionEpoch: 1, legacy: false, connectedForSeconds: 3600, declaredCommands: ['reset', 'cleanup', 'readiness'] }),
     };
     return withFailureMapping({ ...createStoreActivities({ db, logger }), ...rest } as any) as CheckpointActivities;
   }
@@ -151,7 +151,7 @@ export async function registerRunner(db: Db, gitlabRunnerId: number | null): Pro
 export async function createCheckpoint(client: Client, taskQueue: string, runnerId: string, jobId: string, projectId?: string): Promise<string> {
   const name = mintCheckpointName(jobId, Math.floor(Date.now() / 1000), randomBytes(4).toString('hex'));
   const input: CheckpointWorkflowInput = { name, runnerId, jobId, backend: 'bare_metal', timings: quickTimings, ...(projectId ? { projectId } : {}) };
-  const start = new WithStartWorkflowOperation(checkpointWorkflow, {
+  const start = new WithStartWorkflowOperation(checkpointV2Workflow, {
     workflowId: name,
     taskQueue,
     args: [input],

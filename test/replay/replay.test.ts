@@ -1,6 +1,7 @@
 // Replays recorded histories of every checkpoint path against today's workflow code. A change to
 // the workflow that is not behind patched() makes this fail with a non-determinism error.
-// Top-level files are the first release's; each folder holds the histories of a later release.
+// Top-level files and checkpoint-fixes-2026-12/ are histories of the first release (checkpointWorkflow,
+// kept registered for its open runs); v2/ holds those of checkpointV2Workflow.
 // Record a new path (missing files only) with:
 //   E2EPOOL_RECORD_HISTORIES=1 node scripts/run-tests.js test/workflows
 import { describe, it } from 'node:test';
@@ -24,6 +25,18 @@ describe('replay of recorded checkpoint histories', () => {
   it('has histories of today\'s code for the paths the review fixes changed', () => {
     for (const path of ['legacy-auto-reset-lost', 'current-reset-resent', 'double-retry', 'release-delete-fails', 'malformed-signals', 'bare-metal-reboot', 'reset-failure-retry', 'success-cleanup']) {
       assert.ok(files.includes(`checkpoint-fixes-2026-12/${path}.json`), `missing test/replay/histories/checkpoint-fixes-2026-12/${path}.json`);
+    }
+  });
+
+  it('has a history of checkpointV2Workflow for every path it can take', () => {
+    for (const path of [
+      'success-cleanup', 'failure-cleanup-reset', 'success-reset-reset', 'cancel', 'ttl-job-finished', 'ttl-max-age-release', 'ttl-gitlab-error-extended',
+      'poller-finalize', 'duplicate-finalize', 'snapshot-failure', 'rejected', 'abandoned', 'create-timeout', 'orphan-snapshot', 'claim-failure',
+      'reset-failure-retry', 'pause-failure-release', 'stale-session-retry', 'own-job-wait', 'runner-busy', 'config-changed', 'worker-killed-mid-rollback',
+      'bare-metal-reboot', 'bare-metal-legacy-auto', 'legacy-auto-reset-lost', 'legacy-reboot-instance-lost', 'current-reset-resent', 'command-not-declared',
+      'agent-pause-unpause', 'unpause-retry', 'double-retry', 'release-delete-fails', 'malformed-signals',
+    ]) {
+      assert.ok(files.includes(`v2/${path}.json`), `missing test/replay/histories/v2/${path}.json`);
     }
   });
 

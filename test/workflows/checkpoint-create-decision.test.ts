@@ -4,10 +4,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { checkpointWorkflow } from '../../workflows/checkpoint.js';
+import { checkpointV2Workflow } from '../../workflows/checkpoint/workflow.js';
 import { checkpointQuery, createUpdate, finalizeSignal } from '../../workflows/messages.js';
 import { FakeWorld } from './fake-world.js';
-import { env, inputFor, newName, useCheckpointServer, withWorkers } from './checkpoint-harness.js';
+import { env, inputFor, newName, recordHistory, useCheckpointServer, withWorkers } from './checkpoint-harness.js';
 
 useCheckpointServer('dev');
 
@@ -17,7 +17,7 @@ describe('bug 6 and bug 14: the create is decided in one place', () => {
     world.projectionDelayMs.set('snapshot_taken', 4000);
     await withWorkers(world, async (tq) => {
       const name = newName();
-      const start = new WithStartWorkflowOperation(checkpointWorkflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)], workflowIdConflictPolicy: 'USE_EXISTING' });
+      const start = new WithStartWorkflowOperation(checkpointV2Workflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)], workflowIdConflictPolicy: 'USE_EXISTING' });
       const result = await env.client.workflow.executeUpdateWithStart(createUpdate, { args: [{ deadlineMs: Date.now() + 2000 }], updateId: 'create', startWorkflowOperation: start });
       assert.equal(result.state, 'created');
       const handle = await start.workflowHandle();
@@ -33,7 +33,7 @@ describe('bug 6 and bug 14: the create is decided in one place', () => {
     world.takeSnapshotDelayMs = 3000;
     await withWorkers(world, async (tq) => {
       const name = newName();
-      const start = new WithStartWorkflowOperation(checkpointWorkflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)], workflowIdConflictPolicy: 'USE_EXISTING' });
+      const start = new WithStartWorkflowOperation(checkpointV2Workflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)], workflowIdConflictPolicy: 'USE_EXISTING' });
       const update = env.client.workflow.executeUpdateWithStart(createUpdate, { args: [{ deadlineMs: Date.now() + 300_000 }], updateId: 'create', startWorkflowOperation: start });
       // The operation's handle only resolves with the update's answer: cancel by id meanwhile.
       await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -50,5 +50,25 @@ describe('bug 6 and bug 14: the create is decided in one place', () => {
       assert.equal(world.rows.get(name)!.holdsClaim, false);
     });
   });
-});
 
+  it('a snapshot slower than the create deadline answers create_timeout, is cut near the deadline and compensated', async () => {
+    const world = new FakeWorld();
+    world.takeSnapshotDelayMs = 12_000;
+    await withWorkers(world, async (tq) => {
+      const name = newName();
+      const started = Date.now();
+      const start = new WithStartWorkflowOperation(checkpointV2Workflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)], workflowIdConflictPolicy: 'USE_EXISTING' });
+      await assert.rejects(env.client.workflow.executeUpdateWithStart(createUpdate, { args: [{ deadlineMs: Date.now() + 2000 }], updateId: 'create', startWorkflowOperation: start }), (err: unknown) => {
+        assert.ok(err instanceof WorkflowUpdateFailedError);
+        assert.equal((err.cause as ApplicationFailure).type, 'create_timeout');
+        return true;
+      });
+      const handle = env.client.workflow.getHandle(name);
+      assert.equal(await handle.result(), 'create_failed');
+      assert.ok(Date.now() - started < 11_000, 'the snapshot activity was cut near the deadline, not after it finished');
+      assert.equal(world.callCount('deleteSnapshot'), 1);
+      assert.equal(world.rows.get(name)!.holdsClaim, false);
+      await recordHistory(handle, 'create-timeout');
+    });
+  });
+});

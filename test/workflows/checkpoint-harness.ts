@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { checkpointWorkflow } from '../../workflows/checkpoint.js';
+import { checkpointV2Workflow } from '../../workflows/checkpoint/workflow.js';
 import { checkpointQuery, createUpdate, type CheckpointWorkflowInput } from '../../workflows/messages.js';
 import { mintCheckpointName } from '../../src/domain/checkpoint-name.js';
 import { gatewayTaskQueue } from '../../activities/types.js';
@@ -55,7 +55,7 @@ export function newName(): string {
 
 /** Starts the workflow and creates the checkpoint through update-with-start, as the API does. */
 export async function create(taskQueue: string, input: CheckpointWorkflowInput) {
-  const start = new WithStartWorkflowOperation(checkpointWorkflow, {
+  const start = new WithStartWorkflowOperation(checkpointV2Workflow, {
     workflowId: input.name,
     taskQueue,
     args: [input],
@@ -73,7 +73,7 @@ export async function create(taskQueue: string, input: CheckpointWorkflowInput) 
   } catch (err) {
     // The workflow already closed: read the recorded outcome of the same update, as the API does.
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    const handle = env.client.workflow.getHandle<typeof checkpointWorkflow>(input.name);
+    const handle = env.client.workflow.getHandle<typeof checkpointV2Workflow>(input.name);
     return { result: await handle.executeUpdate(createUpdate, { updateId: 'create', args: [{ deadlineMs: (await env.currentTimeMs()) + 300_000 }] }), handle };
   }
   return { result, handle: await start.workflowHandle() };
@@ -90,13 +90,14 @@ export async function waitForState(handle: WorkflowHandle, state: string, maxSte
 }
 
 /** Folder of the histories recorded by today's workflow code (one folder per workflow release). */
-export const RECORDING_RELEASE = 'checkpoint-fixes-2026-12';
+export const RECORDING_RELEASE = 'v2';
 
 /**
  * With E2EPOOL_RECORD_HISTORIES=1 the finished history of a path is written to
  * test/replay/histories/<release>/, where the replay test checks today's workflow code against it.
  * An existing file is never overwritten: it is the regression record of the code that wrote it.
- * (The top-level files are the first release's.)
+ * (The top-level files and checkpoint-fixes-2026-12/ are histories of checkpointWorkflow, the first
+ * release; v2/ holds those of checkpointV2Workflow.)
  */
 export async function recordHistory(handle: WorkflowHandle, path: string) {
   if (process.env.E2EPOOL_RECORD_HISTORIES !== '1') return;

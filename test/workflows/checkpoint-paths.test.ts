@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
-import { checkpointWorkflow } from '../../workflows/checkpoint.js';
+import { checkpointV2Workflow } from '../../workflows/checkpoint/workflow.js';
 import { checkpointQuery, finalizeSignal, releaseSignal, retryResetSignal } from '../../workflows/messages.js';
 import { gatewayTaskQueue } from '../../activities/types.js';
 import { FakeWorld, GATEWAY_INSTANCE } from './fake-world.js';
@@ -185,7 +185,7 @@ describe('checkpoint workflow', () => {
     const world = new FakeWorld();
     await withWorkers(world, async (tq) => {
       const name = newName();
-      const handle = await env.client.workflow.start(checkpointWorkflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)] });
+      const handle = await env.client.workflow.start(checkpointV2Workflow, { workflowId: name, taskQueue: tq, args: [inputFor(name)] });
       assert.equal(await handle.result(), 'abandoned');
       await recordHistory(handle, 'abandoned');
       assert.equal(world.callCount('claimRunner'), 0);
@@ -266,6 +266,7 @@ describe('checkpoint workflow', () => {
       assert.equal(q.needsAttention?.reason, 'runner_busy');
       assert.match(q.needsAttention!.detail, /999/);
       assert.equal(world.callCount('stopVm'), 0, 'nothing destructive while a job runs');
+      await recordHistory(handle, 'runner-busy');
     });
   });
 
@@ -351,6 +352,7 @@ describe('checkpoint workflow', () => {
       await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
       const q = await waitForState(handle, 'needs_attention');
       assert.equal(q.needsAttention?.reason, 'command_not_declared');
+      await recordHistory(handle, 'command-not-declared');
     });
   });
 
@@ -365,6 +367,7 @@ describe('checkpoint workflow', () => {
       assert.equal(world.callCount('unpauseRunner'), 3);
       assert.equal(world.paused, false);
       assert.deepEqual(world.alerts.filter((a) => a.key === `unpause_slow:${name}`), [{ key: `unpause_slow:${name}`, severity: 'warning', resolved: true }]);
+      await recordHistory(handle, 'unpause-retry');
     });
   });
 
@@ -375,6 +378,7 @@ describe('checkpoint workflow', () => {
       const name = newName();
       await assert.rejects(create(tq, inputFor(name)), (err: any) => err.cause?.type === 'backend' && /could not claim the runner/.test(err.cause.message));
       assert.equal(await env.client.workflow.getHandle(name).result(), 'create_failed');
+      await recordHistory(env.client.workflow.getHandle(name), 'claim-failure');
       assert.equal(world.callCount('takeSnapshot'), 0);
       assert.equal([...world.rows.values()].some((r) => r.holdsClaim), false);
     });

@@ -1,5 +1,5 @@
 // The scenarios of the workflow review (shared reviews, workflow-review.md), each as a test that
-// failed on the first release of the checkpoint workflow and passes with CHECKPOINT_FIXES_PATCH.
+// failed on the first release of the checkpoint workflow; they run against checkpointV2Workflow.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';

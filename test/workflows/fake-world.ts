@@ -18,6 +18,7 @@ import type {
   RunnerPlan,
   StoreActivities,
 } from '../../activities/types.js';
+import { gatewayTaskQueue } from '../../activities/types.js';
 import type { JobObservation, RunnerJobsObservation } from '../../src/domain/decisions.js';
 import type { FinalizeStatus } from '../../src/domain/finalize.js';
 import type { CheckpointTimings } from '../../workflows/messages.js';
@@ -83,6 +84,7 @@ export class FakeWorld {
   rollbackInProgress = false;
   epochCounter = 100;
   agent: { epoch: number; legacy: boolean; declared: string[] | null; bootId?: string | null } | null = { epoch: 1, legacy: false, declared: ['reset', 'cleanup', 'readiness'], bootId: 'boot-1' };
+  reconnectDuringStop = false;
   /** Whether the agent comes back with a new session after a reset. */
   agentReconnectsAfterReset = true;
   commandResults = new Map<string, AgentCommandResult | 'lose_session'>();
@@ -91,7 +93,7 @@ export class FakeWorld {
    * `lost` (sent, the session drops, the command did not run), `ran_then_lost` (it ran, then the
    * session dropped: same boot id), `rebooted` (it ran and the host rebooted: new boot id).
    */
-  commandScript = new Map<string, Array<'not_delivered' | 'lost' | 'ran_then_lost' | 'rebooted' | 'ran_then_worker_failed' | 'lost_by_drain'>>();
+  commandScript = new Map<string, Array<'not_delivered' | 'lost' | 'ran_then_lost' | 'rebooted' | 'ran_then_worker_failed' | 'lost_by_drain' | 'ran_then_instance_died'>>();
   /** Commands that really ran on the host (not the ones that were lost or never sent). */
   commandsExecuted: AgentCommandInput[] = [];
   /** Real-time delay of a projection, by event type (a slow database). */
@@ -151,7 +153,20 @@ export class FakeWorld {
           if (row.holdsClaim && name !== input.name) return { ok: false, code: 'conflict', detail: `Active checkpoint '${name}' already exists for runner '${input.runnerId}'` };
         }
         if (!this.rows.has(input.name)) this.rows.set(input.name, { state: 'creating', holdsClaim: true });
-        return { ok: true, createdAtMs: Date.now() };
+        return { ok: true, createdAtMs: Date.now(), ...(input.includePlan ? { plan: { ...this.plan } } : {}) };
+      },
+      recordProgress: async (input) => {
+        this.record('recordProgress', input.name);
+        for (const t of input.transitions) {
+          await this.project({ name: input.name, runnerId: input.runnerId, seq: t.seq, from: t.from, to: t.to, event: t.event, detail: t.detail, fields: t.fields }, t.releaseClaim === true);
+        }
+        for (const key of input.resolveAlerts ?? []) for (const a of this.alerts) if (a.key === key) a.resolved = true;
+        for (const a of input.raiseAlerts ?? []) if (!this.alerts.some((x) => x.key === a.key && !x.resolved)) this.alerts.push({ key: a.key, severity: a.severity, resolved: false });
+        if (!input.takeEpochWatermark) return { epochWatermark: null };
+        const epoch = ++this.epochCounter;
+        const row = this.rows.get(input.name);
+        if (row) row.epochAtReset = epoch;
+        return { epochWatermark: epoch };
       },
       projectTransition: async (p) => this.project(p, false),
       releaseClaim: async (p) => this.project(p, true),
@@ -184,7 +199,8 @@ export class FakeWorld {
       stopVm: async (ref) => {
         this.record('stopVm', ref.name);
         this.maybeFail('stopVm');
-        this.agent = this.agent ? { ...this.agent } : null;
+        // The old boot's agent reconnects (a network blip) just before the VM goes down.
+        if (this.agent && this.reconnectDuringStop) this.agent = { ...this.agent, epoch: ++this.epochCounter };
       },
       rollbackVm: async (ref) => {
         this.record('rollbackVm', ref.name);
@@ -237,7 +253,7 @@ export class FakeWorld {
     const routes: RouteActivities = {
       resolveAgentRoute: async (): Promise<AgentRoute | null> => {
         if (!this.agent) return null;
-        return { instanceId: GATEWAY_INSTANCE, sessionEpoch: this.agent.epoch, legacy: this.agent.legacy, connectedForSeconds: 3600, declaredCommands: this.agent.declared, bootId: this.agent.bootId ?? null };
+        return { instanceId: GATEWAY_INSTANCE, taskQueue: gatewayTaskQueue(GATEWAY_INSTANCE), sessionEpoch: this.agent.epoch, legacy: this.agent.legacy, connectedForSeconds: 3600, declaredCommands: this.agent.declared, bootId: this.agent.bootId ?? null };
       },
     };
     return withFailureMapping({ ...store, ...backend, ...ci, ...routes } as any) as CheckpointActivities;
@@ -265,6 +281,13 @@ export class FakeWorld {
         if (scripted === 'ran_then_worker_failed') {
           // The host ran it; the instance failed before answering (a shutdown, a crash).
           this.commandsExecuted.push(input);
+          throw new E2epoolError('internal', 'worker shutting down');
+        }
+        if (scripted === 'ran_then_instance_died') {
+          // The host ran it (no reboot); the instance holding the session died, so the agent
+          // reconnected elsewhere with a new session while the activity failed.
+          this.commandsExecuted.push(input);
+          this.agent = { ...this.agent, epoch: ++this.epochCounter };
           throw new E2epoolError('internal', 'worker shutting down');
         }
         if (scripted === 'ran_then_lost' || scripted === 'rebooted') {

@@ -21,6 +21,8 @@ export interface OperationContext {
   /** Task and status polling interval; default 1000 ms. */
   pollIntervalMs?: number;
   signal?: AbortSignal;
+  /** The task a previous attempt of this activity waited for (its last heartbeat), if any. */
+  previousUpid?: string;
 }
 
 export interface ProxmoxOperationsOptions {
@@ -84,12 +86,11 @@ export class ProxmoxOperations {
       if (!isTaskSuccess(status.exitstatus)) throw taskError(status);
       return { outcome: 'attached', upid: running.upid };
     }
-    const ours = tasks.filter((t) => !isRunning(t) && t.user === this.client.tokenId);
-    const done = ours.find((t) => isTaskSuccess(t.status));
+    const done = tasks.find((t) => !isRunning(t) && isTaskSuccess(t.status) && t.user === this.client.tokenId);
     if (done) return { outcome: 'already_done', upid: done.upid };
-    // A rollback that ran and failed left the disk in a state nobody knows: a second one is an
-    // operator's decision, never an activity retry's.
-    const failed = ours[0];
+    // A rollback this activity started that ran and failed left the disk in a state nobody knows:
+    // a second one is an operator's decision, never an activity retry's.
+    const failed = ctx.previousUpid ? tasks.find((t) => t.upid === ctx.previousUpid && !isRunning(t)) : undefined;
     if (failed) {
       throw new E2epoolError('proxmox_task_failed', `rollback task ${failed.upid} of VM ${target.vmid} failed (${failed.status ?? 'no status'}); not starting another`, { upid: failed.upid, vmid: target.vmid });
     }
@@ -107,8 +108,16 @@ export class ProxmoxOperations {
     return this.power(target, 'running', ctx);
   }
 
-  /** Deletes snapshot `name`; "does not exist" is success. */
-  async deleteSnapshot(target: VmTarget, name: string, ctx: OperationContext): Promise<DeleteOutcome> {
+  /**
+   * Deletes snapshot `name`; "does not exist" is success. With `snapshotTasksSince` (a compensation
+   * after a create gave up), snapshot tasks started since then finish first: deleting before one ends
+   * would either hit the VM lock or find nothing and leak the snapshot the task writes afterwards.
+   */
+  async deleteSnapshot(target: VmTarget, name: string, ctx: OperationContext, opts: { snapshotTasksSince?: Date } = {}): Promise<DeleteOutcome> {
+    if (opts.snapshotTasksSince) {
+      const creating = (await this.tasksSince(target, 'qmsnapshot', { ...ctx, since: opts.snapshotTasksSince })).filter(isRunning);
+      for (const task of creating) await this.waitForTask(target, task.upid, 'deleteSnapshot:await-snapshot', ctx);
+    }
     const running = (await this.tasksSince(target, 'qmdelsnapshot', ctx)).find(isRunning);
     if (running) {
       const status = await this.waitForTask(target, running.upid, 'deleteSnapshot', ctx);

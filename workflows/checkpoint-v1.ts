@@ -1,3 +1,5 @@
+// The first release of the checkpoint workflow (type checkpointWorkflow), frozen: new checkpoints start
+// as checkpointV2Workflow (workflows/checkpoint/). It stays registered until no run of it is open.
 // The checkpoint workflow: claim, snapshot, await the outcome, then clean up or roll back, prove
 // readiness and unpause. A thin interpreter of src/domain: the transition table decides what may
 // follow what; this file sequences activities and projects every transition.
