@@ -102,6 +102,17 @@ export function resetNeedsFreshSession(mode: ResetMode, sessionDroppedDuringRese
   return sessionDroppedDuringReset;
 }
 
+/** The most polls one wait of the workflow makes; with more, each history would grow without bound. */
+export const MAX_POLLS_PER_WAIT = 200;
+
+/**
+ * The interval of a poll that may last `budgetSeconds`: the configured one, or longer when the budget
+ * would take more than MAX_POLLS_PER_WAIT of them (a readiness budget of a day polled every second).
+ */
+export function boundedPollSeconds(intervalSeconds: number, budgetSeconds: number): number {
+  return Math.max(intervalSeconds, Math.ceil(budgetSeconds / MAX_POLLS_PER_WAIT));
+}
+
 /** Exponential backoff with a cap, deterministic (no jitter: workflow code). */
 export function backoffSeconds(attempt: number, initial: number, max: number): number {
   return Math.min(max, initial * 2 ** Math.max(0, attempt - 1));

@@ -1,16 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  backoffSeconds,
-  decideAtTtl,
-  decideIdle,
-  initialIdleProgress,
-  isSessionFresh,
-  pathAfterFinalize,
-  resetNeedsFreshSession,
-  type IdleDecision,
-  type RunnerJobsObservation,
-} from '../../src/domain/decisions.js';
+import { backoffSeconds, decideAtTtl, decideIdle, initialIdleProgress, isSessionFresh, pathAfterFinalize, resetNeedsFreshSession, type IdleDecision, type RunnerJobsObservation, readLostReset, boundedPollSeconds, MAX_POLLS_PER_WAIT } from '../../src/domain/decisions.js';
 import { parseFinalizeStatus } from '../../src/domain/finalize.js';
 import { checkJobIdFitsName, isValidCheckpointName, jobIdOfName, MAX_JOB_ID_LENGTH, mintCheckpointName } from '../../src/domain/checkpoint-name.js';
 
@@ -125,5 +115,23 @@ describe('checkpoint names', () => {
     for (const bad of ['current', 'job-1-2-zzzzzzzz', 'Job-1-1739451000-a1b2c3d4', `job-${'1'.repeat(30)}-1739451000-a1b2c3d4`]) {
       assert.equal(isValidCheckpointName(bad), false, bad);
     }
+  });
+});
+
+describe('readLostReset', () => {
+  it('takes a lost session for the reboot only from a legacy agent in reboot mode whose host closed it', () => {
+    assert.equal(readLostReset({ legacy: true, closedByHost: true }, 'reboot'), 'rebooted');
+    assert.equal(readLostReset({ legacy: true, closedByHost: false }, 'reboot'), 'outcome_unknown', 'our instance drained or died');
+    assert.equal(readLostReset({ legacy: true, closedByHost: true }, 'auto'), 'outcome_unknown');
+    assert.equal(readLostReset({ legacy: true, closedByHost: true }, 'in_place'), 'outcome_unknown');
+    assert.equal(readLostReset({ legacy: false, closedByHost: true }, 'reboot'), 'outcome_unknown', 'current agents report boot ids instead');
+  });
+});
+
+describe('boundedPollSeconds', () => {
+  it('keeps the configured interval unless the budget would need more than MAX_POLLS_PER_WAIT polls', () => {
+    assert.equal(boundedPollSeconds(5, 120), 5);
+    assert.equal(boundedPollSeconds(1, 86_400), 432);
+    assert.ok(86_400 / boundedPollSeconds(1, 86_400) <= MAX_POLLS_PER_WAIT);
   });
 });

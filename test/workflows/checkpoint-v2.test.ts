@@ -159,4 +159,48 @@ describe('checkpoint workflow v2', () => {
       assert.equal(world.callCount('recordProgress'), 0, 'the first release projects one transition at a time');
     });
   });
+
+  describe('every loop that can last a day keeps its history bounded', () => {
+    const day = { readinessTimeoutSeconds: 86_400, readinessPollIntervalSeconds: 1, ownJobGraceSeconds: 86_400, foreignJobGraceSeconds: 86_400, idlePollSeconds: 1, ttlSeconds: 60, maxTtlSeconds: 86_400 };
+
+    async function afterADay(handle: WorkflowHandle, reason: string) {
+      await env.sleep('25 hours');
+      const q = await waitForState(handle, 'needs_attention');
+      assert.equal(q.needsAttention?.reason, reason);
+      const events = (await eventsOf(handle)).length;
+      assert.ok(events < 3_000, `${events} events after a day`);
+    }
+
+    it('readiness polled every second for a day', async () => {
+      const world = new FakeWorld();
+      Object.assign(world.plan, { backend: 'bare_metal', resetMode: 'in_place', vmid: null, pauseMethod: 'none' });
+      world.commandResults.set('readiness', { ok: false, exitCode: 1, stdout: '', stderr: 'not ready', durationMs: 1 });
+      await withWorkers(world, async (tq) => {
+        const { handle } = await failAfterCreate(tq, { backend: 'bare_metal' }, day);
+        await afterADay(handle, 'readiness_timeout');
+      });
+    });
+
+    it('idle confirmation polled every second for a day', async () => {
+      const world = new FakeWorld();
+      await withWorkers(world, async (tq) => {
+        const name = newName();
+        const input = inputFor(name, {}, day);
+        world.runningJobs = Array.from({ length: 100_000 }, () => ({ kind: 'jobs' as const, jobIds: [input.jobId] }));
+        const { handle } = await create(tq, input);
+        await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
+        await afterADay(handle, 'runner_busy');
+      });
+    });
+
+    it('a running job checked every minute up to the maximum age', async () => {
+      const world = new FakeWorld();
+      world.jobObservation = { kind: 'running' };
+      await withWorkers(world, async (tq) => {
+        const name = newName();
+        const { handle } = await create(tq, inputFor(name, {}, { ...day, pollerEnabled: false }));
+        await afterADay(handle, 'ttl_exceeded');
+      });
+    });
+  });
 });

@@ -4,7 +4,7 @@
 // again; a current agent gets the same command id again and attaches to the run or replays it.
 import { log, sleep } from '@temporalio/workflow';
 import type { AgentCommandInput, AgentCommandResult, AgentRoute } from '../../activities/types.js';
-import { backoffSeconds, isSessionFresh } from '../../src/domain/decisions.js';
+import { backoffSeconds, boundedPollSeconds, isSessionFresh } from '../../src/domain/decisions.js';
 import type { CheckpointTimings } from '../messages.js';
 import type { CheckpointActivityProxies } from './activities.js';
 import { answerOfFailure, failureMessage, failureType, wasClosedByHost, wasNotDelivered } from './failures.js';
@@ -100,7 +100,7 @@ export class AgentCommands {
     const deadline = Date.now() + this.t.readinessTimeoutSeconds * 1000;
     let last = lostOn;
     while (Date.now() < deadline) {
-      await this.run.commitThen(() => sleep(`${this.t.readinessPollIntervalSeconds} seconds`));
+      await this.run.commitThen(() => sleep(`${boundedPollSeconds(this.t.readinessPollIntervalSeconds, this.t.readinessTimeoutSeconds)} seconds`));
       const route = await this.findRoute();
       if (!route || route.sessionEpoch === last.sessionEpoch) continue;
       if (lostOn.bootId && route.bootId && route.bootId !== lostOn.bootId) {

@@ -3,7 +3,7 @@
 // Any step that cannot finish safely leads to needs_attention; the runner then stays paused.
 import { sleep } from '@temporalio/workflow';
 import type { WorkflowEnd } from '../../src/domain/checkpoint-states.js';
-import { decideIdle, initialIdleProgress, isSessionFresh, readLostReset, resetNeedsFreshSession } from '../../src/domain/decisions.js';
+import { boundedPollSeconds, decideIdle, initialIdleProgress, isSessionFresh, readLostReset, resetNeedsFreshSession } from '../../src/domain/decisions.js';
 import type { RoutedRoute } from './agent-commands.js';
 import type { ClaimedContext } from './context.js';
 import { describeFailedCommand, failureMessage, failureType, NeedsAttention } from './failures.js';
@@ -98,7 +98,7 @@ async function confirmIdle(ctx: ClaimedContext): Promise<void> {
     if (decision.action === 'idle') return;
     if (decision.action === 'busy') throw new NeedsAttention('runner_busy', decision.detail);
     progress = decision.progress;
-    await sleep(`${t.idlePollSeconds} seconds`);
+    await sleep(`${boundedPollSeconds(t.idlePollSeconds, Math.max(t.ownJobGraceSeconds, t.foreignJobGraceSeconds))} seconds`);
   }
 }
 
@@ -205,7 +205,7 @@ async function proveReadiness(ctx: ClaimedContext, epochAtReset: number, session
     route = undefined;
     const left = deadline - Date.now();
     if (left <= 0) break;
-    await run.commitThen(() => sleep(Math.min(left, t.readinessPollIntervalSeconds * 1000)));
+    await run.commitThen(() => sleep(Math.min(left, boundedPollSeconds(t.readinessPollIntervalSeconds, t.readinessTimeoutSeconds) * 1000)));
   }
   throw new NeedsAttention('readiness_timeout', `runner not ready within ${t.readinessTimeoutSeconds}s: ${problem}`);
 }

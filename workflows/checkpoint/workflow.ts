@@ -4,7 +4,7 @@
 // operator: whatever cannot finish safely waits in needs_attention with the runner paused.
 import { ApplicationFailure, CancellationScope, condition, isCancellation, log, setHandler, sleep } from '@temporalio/workflow';
 import type { WorkflowEnd } from '../../src/domain/checkpoint-states.js';
-import { decideAtTtl, pathAfterFinalize, type JobObservation } from '../../src/domain/decisions.js';
+import { boundedPollSeconds, decideAtTtl, pathAfterFinalize, type JobObservation } from '../../src/domain/decisions.js';
 import type { FinalizeIntent } from '../../src/domain/finalize.js';
 import { checkpointQuery, createUpdate, finalizeSignal, releaseSignal, retryResetSignal, type CheckpointWorkflowInput, type CreateResult } from '../messages.js';
 import { checkpointActivities } from './activities.js';
@@ -125,7 +125,8 @@ async function awaitOutcome(ctx: ClaimedContext): Promise<WorkflowEnd> {
     const decision = decideAtTtl(observation, Math.floor((Date.now() - createdAt) / 1000), t.maxTtlSeconds);
     run.step = null;
     if (decision.action === 'extend') {
-      ttlAt += t.ttlSeconds * 1000;
+      // At most MAX_POLLS_PER_WAIT checks up to the maximum age, however short the TTL.
+      ttlAt += boundedPollSeconds(t.ttlSeconds, t.maxTtlSeconds) * 1000;
       run.apply({ type: 'ttl_extended', detail: observation.kind }, `TTL extended (${observation.kind === 'error' ? `GitLab error: ${observation.detail}` : 'job still running'})`, { ttlExtensions: run.snapshot.ttlExtensions + 1 });
       continue;
     }
