@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { E2epoolError } from '../src/domain/errors.js';
+import { assertTransportAllowed } from '../src/integrations/transport-policy.js';
 import type { Logger } from '../src/logger.js';
 import type { Db } from '../src/store/database.js';
 import type { Runner, RunnerRegistry } from '../src/inventory/registry.js';
@@ -102,6 +103,7 @@ export function createBackendActivities(deps: BackendDeps): BackendActivities {
       throw new E2epoolError('validation', `Runner '${runner.runnerId}' lacks Proxmox settings: ${[...missing, ...(runner.proxmoxVmid === null ? ['proxmoxVmid'] : [])].join(', ')}`);
     }
     const baseUrl = proxmoxBaseUrl(runner.proxmoxHost!);
+    assertTransportAllowed(baseUrl, `Runner '${runner.runnerId}': proxmox_host`, runner.options.allowInsecureTransport);
     const tokenId = `${runner.proxmoxUser}!${runner.proxmoxTokenName}`;
     const tls = proxmoxTlsOptions(runner);
     // The secret enters the cache key only as a hash.

@@ -2,6 +2,7 @@
 // checkpoint's job at the TTL, and watch the job until it ends. A GitLab error is never read as
 // "idle" or "finished": listings answer "unknown", observations answer "error".
 import { Context } from '@temporalio/activity';
+import { gitlabCredentialsFor } from '../src/integrations/transport-policy.js';
 import { E2epoolError } from '../src/domain/errors.js';
 import type { JobObservation } from '../src/domain/decisions.js';
 import type { Logger } from '../src/logger.js';
@@ -44,10 +45,10 @@ export function createCiActivities(deps: CiDeps): CiActivities {
 
   /** GitLab client with the runner's URL and token, else the global ones. */
   function gitlabFor(runner: Runner): GitlabClient {
-    const baseUrl = runner.options.gitlabUrl ?? deps.config.gitlabUrl;
-    const token = runner.options.gitlabToken ?? deps.config.gitlabToken;
-    if (!baseUrl) throw new E2epoolError('not_configured', `GitLab URL is not configured for runner '${runner.runnerId}' (E2EPOOL_GITLAB_URL or the runner's gitlab_url)`);
-    if (!token) throw new E2epoolError('not_configured', `GitLab token is not configured for runner '${runner.runnerId}' (E2EPOOL_GITLAB_TOKEN or the runner's gitlab_token)`);
+    const { baseUrl, token } = gitlabCredentialsFor(
+      { runnerId: runner.runnerId, gitlabUrl: runner.options.gitlabUrl, gitlabToken: runner.options.gitlabToken, allowInsecureTransport: runner.options.allowInsecureTransport },
+      { url: deps.config.gitlabUrl, token: deps.config.gitlabToken },
+    );
     return new GitlabClient({ baseUrl, token, timeoutMs: deps.config.httpTimeoutMs });
   }
 

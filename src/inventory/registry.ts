@@ -59,6 +59,7 @@ export interface RunnerResponse {
   proxmox_required_tag: string | null;
   proxmox_pool: string | null;
   snapshot_vmstate: boolean;
+  allow_insecure_transport: boolean;
   /** Only in the answers that issue a token (create, rotate): shown once. */
   token?: string;
 }
@@ -143,6 +144,7 @@ export function runnerView(runner: Runner | RunnerRow, token?: string): RunnerRe
     proxmox_required_tag: r.options.proxmoxRequiredTag,
     proxmox_pool: r.options.proxmoxPool,
     snapshot_vmstate: r.options.snapshotVmstate,
+    allow_insecure_transport: r.options.allowInsecureTransport,
   };
   if (token !== undefined) view.token = token;
   return view;

@@ -1,6 +1,7 @@
 // One runner's configuration: the zod schema shared by inventory.yml and the admin API, e2epool's
 // business rules with their exact error texts, and the defaults of the options e2epool did not have.
 import { z } from 'zod';
+import { isPlaintextToNetwork } from '../integrations/transport-policy.js';
 
 export const BACKENDS = ['proxmox', 'bare_metal'] as const;
 export type Backend = (typeof BACKENDS)[number];
@@ -85,6 +86,8 @@ export const runnerFieldsShape = {
   proxmox_required_tag: optionalText,
   proxmox_pool: optionalText,
   snapshot_vmstate: optionalBool,
+  // Ours: plain http to a non-loopback GitLab or Proxmox is refused unless this is true.
+  allow_insecure_transport: optionalBool,
 };
 
 /** Body of `POST /api/runners` (the token is generated, never supplied). */
@@ -131,6 +134,8 @@ export interface RunnerOptions {
   proxmoxRequiredTag: string | null;
   proxmoxPool: string | null;
   snapshotVmstate: boolean;
+  /** Plain http to a non-loopback GitLab or Proxmox is allowed (credentials travel in clear text). */
+  allowInsecureTransport: boolean;
 }
 
 /** A broken business rule. The same rule reads differently in the loader and in the admin API. */
@@ -138,7 +143,8 @@ export type RuleViolation =
   | { rule: 'invalid_backend'; backend: string }
   | { rule: 'bare_metal_reset_cmd' }
   | { rule: 'proxmox_missing_fields'; fields: string[] }
-  | { rule: 'cleanup_without_cleanup_cmd' };
+  | { rule: 'cleanup_without_cleanup_cmd' }
+  | { rule: 'insecure_transport'; field: 'gitlab_url' | 'proxmox_host' };
 
 const truthy = (v: unknown) => v !== undefined && v !== null && v !== '' && v !== 0;
 
@@ -151,6 +157,10 @@ export function checkRunnerRules(input: RunnerInput): RuleViolation | null {
     if (missing.length > 0) return { rule: 'proxmox_missing_fields', fields: missing };
   }
   if (input.success_action === 'cleanup' && !truthy(input.cleanup_cmd)) return { rule: 'cleanup_without_cleanup_cmd' };
+  if (!input.allow_insecure_transport) {
+    if (input.gitlab_url && isPlaintextToNetwork(input.gitlab_url)) return { rule: 'insecure_transport', field: 'gitlab_url' };
+    if (input.proxmox_host && isPlaintextToNetwork(input.proxmox_host)) return { rule: 'insecure_transport', field: 'proxmox_host' };
+  }
   return null;
 }
 
@@ -165,6 +175,8 @@ export function apiRuleMessage(v: RuleViolation): string {
       return `proxmox backend is missing required fields: ${v.fields.join(', ')}`;
     case 'cleanup_without_cleanup_cmd':
       return "success_action 'cleanup' requires 'cleanup_cmd'.";
+    case 'insecure_transport':
+      return `${v.field} uses plain http to another host: use https, or set allow_insecure_transport: true.`;
   }
 }
 
@@ -179,6 +191,8 @@ export function inventoryRuleMessage(runnerId: string, v: RuleViolation): string
       return `Runner '${runnerId}' with proxmox backend is missing required fields: ${v.fields.join(', ')}`;
     case 'cleanup_without_cleanup_cmd':
       return `Runner '${runnerId}' has success_action 'cleanup' but no 'cleanup_cmd'.`;
+    case 'insecure_transport':
+      return `Runner '${runnerId}': ${v.field} uses plain http to another host: use https, or set allow_insecure_transport: true.`;
   }
 }
 
@@ -236,6 +250,7 @@ export function toRunnerConfig(input: RunnerInput): RunnerConfig {
       proxmoxRequiredTag: orNull(input.proxmox_required_tag),
       proxmoxPool: orNull(input.proxmox_pool),
       snapshotVmstate: input.snapshot_vmstate ?? false,
+      allowInsecureTransport: input.allow_insecure_transport ?? false,
     },
   };
 }
@@ -260,5 +275,6 @@ export function parseRunnerOptions(raw: Record<string, unknown>, backend: string
     proxmoxRequiredTag: str('proxmoxRequiredTag'),
     proxmoxPool: str('proxmoxPool'),
     snapshotVmstate: raw.snapshotVmstate === true,
+    allowInsecureTransport: raw.allowInsecureTransport === true,
   };
 }

@@ -39,7 +39,9 @@ before(async () => {
   await registry.createRunner({ runner_id: 'gl-7', backend: 'bare_metal', reset_cmd: 'reset', gitlab_runner_id: 7 });
   await registry.createRunner({ runner_id: 'no-gitlab-id', backend: 'bare_metal', reset_cmd: 'reset' });
   await registry.createRunner({ runner_id: 'own-gitlab', backend: 'bare_metal', reset_cmd: 'reset', gitlab_runner_id: 3, gitlab_url: other.url, gitlab_token: RUNNER_TOKEN });
+  await registry.createRunner({ runner_id: 'own-url-no-token', backend: 'bare_metal', reset_cmd: 'reset', gitlab_runner_id: 4, gitlab_url: other.url });
   other.api.addRunner({ id: 3, contacted: true });
+  other.api.addRunner({ id: 4, contacted: true });
   projectId = sim.api.addProject({ path: 'grp/app' }).id;
   ci = activities();
 });
@@ -78,6 +80,15 @@ describe('pause and unpause', () => {
     assert.equal(other.api.getRunner(3).paused, true);
     assert.equal(sim.api.calls().length, 0);
     await runActivity(ci.unpauseRunner, [ref('own-gitlab')]).result;
+  });
+
+  it('a runner with its own gitlab_url and no gitlab_token never receives the global token', async () => {
+    other.api.clearCalls();
+    const f = await failureOf(runActivity(ci.pauseRunner, [ref('own-url-no-token')]).result);
+    assert.equal(f.type, 'not_configured');
+    assert.match(f.message, /own gitlab_url .* but no gitlab_token/);
+    assert.equal(other.api.calls().length, 0, 'no request reached the other GitLab');
+    assert.equal(other.api.getRunner(4).paused, false);
   });
 
   it('GitLab failures are thrown with their code: 5xx retried, 401 not; no token in the failure or logs', async () => {

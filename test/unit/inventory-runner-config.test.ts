@@ -120,6 +120,7 @@ void describe('runner defaults', () => {
       proxmoxRequiredTag: null,
       proxmoxPool: null,
       snapshotVmstate: false,
+      allowInsecureTransport: false,
     });
     assert.equal(parseRunnerOptions({ resetMode: 'in_place' }, 'proxmox', null).resetMode, 'reboot');
     assert.equal(parseRunnerOptions({ successAction: 'bogus' }, 'bare_metal', 'c').successAction, 'cleanup');
