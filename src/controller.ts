@@ -2,6 +2,8 @@
 // gateway, HTTP API and webhook dispatcher; and stops it gracefully. Used by `serve`, `dev` and the
 // integration tests (several instances in one test).
 import http from 'node:http';
+import express from 'express';
+import { AuthFailureLimiter } from './api/auth-failures.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -91,7 +93,9 @@ export async function startController(config: Config, opts: ControllerOptions = 
       logger,
       createRateLimit: { burst: config.CREATE_RATE_LIMIT_BURST, perMinute: config.CREATE_RATE_LIMIT_PER_MINUTE },
     });
+    const authFailures = new AuthFailureLimiter({ perMinute: config.AUTH_FAILURES_PER_MINUTE }, logger);
     const gateway = createAgentGateway({
+      authFailures,
       db: database.db,
       instanceId,
       logger,
@@ -108,6 +112,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
     registry.onTokenRotated(({ runnerId }) => void gateway.closeRunnerSessions(runnerId, 'token rotated'));
     await gateway.registerInstance();
 
+    const metricsRouter = createMetricsRouter({ db: database.db, logger, ...(config.METRICS_TOKEN ? { scrapeToken: config.METRICS_TOKEN } : {}) });
     const dispatcher = createWebhookDispatcher({ db: database.db, temporalClient: client, logger, pollIntervalMs: 2000 });
     const dashboard = createDashboardRouter({ db: database.db, config, logger });
     const alertDelivery = createAlertDelivery({ webhookUrls: config.ALERT_WEBHOOK_URLS, format: config.ALERT_WEBHOOK_FORMAT, logger, minIntervalSeconds: 300 });
@@ -134,18 +139,40 @@ export async function startController(config: Config, opts: ControllerOptions = 
           onStored: () => dispatcher.notify(),
         }),
         dashboard,
-        createMetricsRouter({ db: database.db, logger }),
+        ...(config.METRICS_PORT === undefined ? [metricsRouter] : []),
         createStatsRouter({ db: database.db, adminToken: config.ADMIN_TOKEN }),
         createHousekeepingRouter({ client, taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, adminToken: config.ADMIN_TOKEN }),
       ],
     });
-    const server = http.createServer(app);
+    app.locals.authFailures = authFailures;
+    const server = http.createServer(
+      { headersTimeout: config.HTTP_HEADERS_TIMEOUT_SECONDS * 1000, requestTimeout: config.HTTP_REQUEST_TIMEOUT_SECONDS * 1000, keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS * 1000 },
+      app,
+    );
+    server.maxConnections = config.HTTP_MAX_CONNECTIONS;
     gateway.attach(server);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.PORT, config.HOST, () => resolve());
     });
     const port = (server.address() as AddressInfo).port;
+    if (config.METRICS_PORT !== undefined) {
+      // Only /metrics, on an internal address: the public listener has no such path at all.
+      const metricsApp = express();
+      metricsApp.disable('x-powered-by');
+      metricsApp.set('case sensitive routing', true).set('strict routing', true);
+      metricsApp.use(metricsRouter);
+      metricsApp.use((_req, res) => void res.status(404).json({ detail: 'Not Found' }));
+      const metricsServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 10_000 }, metricsApp);
+      metricsServer.maxConnections = 64;
+      await new Promise<void>((resolve, reject) => {
+        metricsServer.once('error', reject);
+        metricsServer.listen(config.METRICS_PORT, config.METRICS_HOST, () => resolve());
+      });
+      const metricsPort = (metricsServer.address() as AddressInfo).port;
+      logger.info({ metrics: `http://${config.METRICS_HOST}:${metricsPort}/metrics` }, 'metrics served on their own listener');
+      cleanups.push(() => new Promise<void>((resolve) => metricsServer.close(() => resolve())));
+    }
     const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
     const url = `http://${host}:${port}`;
     cleanups.push(

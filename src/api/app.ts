@@ -32,6 +32,8 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
   app.set('etag', false);
   const audit = deps.audit ?? createAuditRecorder(deps.db);
   const reporter = createHealthReporter({ db: deps.db, temporal: deps.temporal ? { client: deps.temporal.client, namespace: deps.config.TEMPORAL_NAMESPACE } : undefined });

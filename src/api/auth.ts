@@ -3,6 +3,23 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Runner } from '../inventory/registry.js';
+import { TOO_MANY_FAILED_AUTHENTICATIONS, type AuthFailureLimiter } from './auth-failures.js';
+
+/** The app's limiter of failed authentications (app.locals), when it has one. */
+function limiterOf(req: Request): AuthFailureLimiter | undefined {
+  return req.app?.locals?.authFailures as AuthFailureLimiter | undefined;
+}
+
+/** Answers 429 when the caller's address is over its failed-authentication limit. */
+function refusedForFailures(req: Request, res: Response): boolean {
+  if (!limiterOf(req)?.isBlocked(req.socket.remoteAddress)) return false;
+  res.status(429).json({ detail: TOO_MANY_FAILED_AUTHENTICATIONS });
+  return true;
+}
+
+function failed(req: Request, surface: string): void {
+  limiterOf(req)?.recordFailure(req.socket.remoteAddress, surface);
+}
 
 const BEARER = 'Bearer ';
 
@@ -30,6 +47,7 @@ export interface AdminIdentity {
 /** Sets `res.locals.runner` to the active runner owning the bearer token. */
 export function requireRunnerToken(registry: RunnerTokenAuthenticator): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
+    if (refusedForFailures(req, res)) return;
     const header = req.headers.authorization;
     if (header === undefined) {
       res.status(422).json({ detail: MISSING_AUTHORIZATION_DETAIL });
@@ -37,12 +55,14 @@ export function requireRunnerToken(registry: RunnerTokenAuthenticator): RequestH
     }
     const token = bearerToken(header);
     if (token === null) {
+      failed(req, 'runner');
       res.status(401).json({ detail: 'Invalid authorization header' });
       return;
     }
     try {
       const runner = await registry.authenticateRunnerToken(token);
       if (!runner) {
+        failed(req, 'runner');
         res.status(403).json({ detail: 'Invalid token' });
         return;
       }
@@ -54,7 +74,7 @@ export function requireRunnerToken(registry: RunnerTokenAuthenticator): RequestH
   };
 }
 
-function sameSecret(given: string, expected: string): boolean {
+export function sameSecret(given: string, expected: string): boolean {
   // Digests have equal length, so the comparison time does not reveal the token's length either.
   const a = createHash('sha256').update(given).digest();
   const b = createHash('sha256').update(expected).digest();
@@ -64,6 +84,7 @@ function sameSecret(given: string, expected: string): boolean {
 /** Sets `res.locals.admin`. An unset or empty admin token disables the admin API (503). */
 export function requireAdminToken(adminToken: string | undefined): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
+    if (refusedForFailures(req, res)) return;
     const header = req.headers.authorization;
     if (header === undefined) {
       res.status(422).json({ detail: MISSING_AUTHORIZATION_DETAIL });
@@ -75,10 +96,12 @@ export function requireAdminToken(adminToken: string | undefined): RequestHandle
     }
     const token = bearerToken(header);
     if (token === null) {
+      failed(req, 'admin');
       res.status(401).json({ detail: 'Invalid authorization header' });
       return;
     }
     if (!sameSecret(token, adminToken)) {
+      failed(req, 'admin');
       res.status(403).json({ detail: 'Invalid admin token' });
       return;
     }

@@ -3,6 +3,7 @@
 // database, enforces heartbeats, handles agent requests off the socket's read path, runs commands on
 // runner hosts, and drains gracefully.
 import { EventEmitter } from 'node:events';
+import { TOO_MANY_FAILED_AUTHENTICATIONS, type AuthFailureLimiter } from '../api/auth-failures.js';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -68,6 +69,8 @@ export interface GatewayDeps {
   authenticate(runnerId: string | undefined, token: string): Promise<{ runnerId: string } | null>;
   requests: AgentRequestHandler;
   tuning?: GatewayTuning;
+  /** Shared with the HTTP API: failed handshakes count against the address too. */
+  authFailures?: AuthFailureLimiter;
 }
 
 export type SessionEvent =
@@ -261,8 +264,11 @@ export class AgentGateway {
   private async handshake(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<void> {
     const where = { url: stripSecretsFromUrl(req.url ?? ''), remote: req.socket.remoteAddress };
     if (this.state !== 'running') return rejectUpgrade(socket, 503, 'Controller instance is shutting down', { 'Retry-After': '1' });
+    const limiter = this.deps.authFailures;
+    if (limiter?.isBlocked(req.socket.remoteAddress)) return rejectUpgrade(socket, 429, TOO_MANY_FAILED_AUTHENTICATIONS, { 'Retry-After': '60' });
     const creds = readCredentials(req, url);
     if (!creds.ok) {
+      limiter?.recordFailure(req.socket.remoteAddress, 'agent');
       this.logger.warn({ ...where }, `agent handshake rejected: ${creds.detail}`);
       return rejectUpgrade(socket, creds.status, creds.detail);
     }
@@ -275,6 +281,7 @@ export class AgentGateway {
       return rejectUpgrade(socket, 503, 'Runner registry unavailable', { 'Retry-After': '5' });
     }
     if (!identity || (creds.runnerId !== undefined && identity.runnerId !== creds.runnerId)) {
+      limiter?.recordFailure(req.socket.remoteAddress, 'agent');
       this.logger.warn({ ...where, runnerId: creds.runnerId }, 'agent handshake rejected: invalid credentials');
       return rejectUpgrade(socket, 403, 'Invalid credentials');
     }

@@ -12,6 +12,9 @@
 //   writer's clock and commit a moment later, and a row must not land behind the watermark.
 // Labels are backend, outcome, source and state only, each from a closed set.
 import express, { type Request, type Response, type Router } from 'express';
+import { sharedResult } from '../util/shared-result.js';
+import { sameSecret } from '../api/auth.js';
+import { STRICT_ROUTING } from '../api/strict-routing.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { sql, type SQL } from 'drizzle-orm';
 import { endStates } from '../domain/checkpoint-states.js';
@@ -29,6 +32,10 @@ export interface MetricsOptions {
   settleSeconds?: number;
   /** End transitions read per scrape at most; the rest follow on later scrapes (default 2000). */
   batchSize?: number;
+  /** How long one scrape's text answers every scrape (default 2000 ms). */
+  cacheMs?: number;
+  /** Scrapes must send `Authorization: Bearer <token>` (E2EPOOL_METRICS_TOKEN). */
+  scrapeToken?: string;
   /** Node.js process metrics (default true). */
   processMetrics?: boolean;
 }
@@ -179,8 +186,6 @@ export function createMetrics(opts: MetricsOptions) {
     if (last) watermark = { at: String(last.at_text), id: Number(last.id) };
   }
 
-  // Scrapes run one at a time: two overlapping ones would count the same rows twice.
-  let chain: Promise<unknown> = Promise.resolve();
   async function refresh(): Promise<void> {
     try {
       await readGauges();
@@ -194,22 +199,27 @@ export function createMetrics(opts: MetricsOptions) {
     }
   }
 
-  /** The exposition text after reading the database. */
-  async function scrape(): Promise<string> {
-    const run = chain.then(refresh);
-    chain = run.catch(() => undefined);
-    await run;
+  /**
+   * The exposition text after reading the database. Overlapping scrapes share one read (two would
+   * count the same rows twice), and its text serves every scrape for a few seconds.
+   */
+  const scrape = sharedResult(async (): Promise<string> => {
+    await refresh();
     const [own, fromDatabase] = await Promise.all([registry.metrics(), databaseReadable ? databaseRegistry.metrics() : '']);
     return own + fromDatabase;
-  }
+  }, opts.cacheMs ?? 2000);
 
   return { registry, scrape, contentType: registry.contentType };
 }
 
 export function createMetricsRouter(opts: MetricsOptions): Router {
   const metrics = createMetrics(opts);
-  const router = express.Router();
-  router.get('/metrics', async (_req: Request, res: Response) => {
+  const router = express.Router(STRICT_ROUTING);
+  router.get('/metrics', async (req: Request, res: Response) => {
+    if (opts.scrapeToken && !sameSecret(req.headers.authorization ?? '', `Bearer ${opts.scrapeToken}`)) {
+      res.status(401).set('WWW-Authenticate', 'Bearer').json({ detail: 'Metrics need the scrape token' });
+      return;
+    }
     const text = await metrics.scrape();
     res.set('Content-Type', metrics.contentType).set('Cache-Control', 'no-store').send(text);
   });

@@ -2,6 +2,7 @@
 // checkpoint service standing in for the real one, a token registry, captured logs, and a small
 // WebSocket agent client.
 import assert from 'node:assert/strict';
+import type { AuthFailureLimiter } from '../../src/api/auth-failures.js';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -112,6 +113,7 @@ export async function startGateway(opts: {
   heartbeatTimeoutSeconds?: number;
   tuning?: GatewayTuning;
   registry?: TokenRegistry;
+  authFailures?: AuthFailureLimiter;
 }): Promise<GatewayHarness> {
   const logs: string[] = [];
   const sink = new Writable({
@@ -133,6 +135,7 @@ export async function startGateway(opts: {
     authenticate: (runnerId, token) => registry.authenticate(runnerId, token),
     requests: checkpoints,
     tuning: { closeTimeoutMs: 500, ...opts.tuning },
+    ...(opts.authFailures ? { authFailures: opts.authFailures } : {}),
   });
   const events: SessionEvent[] = [];
   gateway.on('session', (e) => events.push(e));

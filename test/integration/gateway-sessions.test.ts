@@ -1,5 +1,6 @@
 // Session lifecycle over real sockets (PGlite): replacement, heartbeat timeout, revocation, drain.
 import assert from 'node:assert/strict';
+import { AuthFailureLimiter } from '../../src/api/auth-failures.js';
 import { after, before, describe, it } from 'node:test';
 import { eq } from 'drizzle-orm';
 import { agentPresence, controllerInstances } from '../../db/schema.js';
@@ -89,6 +90,19 @@ void describe('heartbeats', () => {
       const row = await presenceOf('r3');
       assert.ok(row && row.lastSeen.getTime() > connectedRow.lastSeen.getTime(), 'last_seen refreshed by pongs');
       await alive.close();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+void describe('failed handshakes', () => {
+  void it('an address past its failed-authentication limit gets 429, also with valid credentials', async () => {
+    const h = await startGateway({ db: database.db, authFailures: new AuthFailureLimiter({ perMinute: 2 }) });
+    try {
+      assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: 'not-the-token' }), 403);
+      assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: 'not-the-token' }), 403);
+      assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 }), 429);
     } finally {
       await h.close();
     }

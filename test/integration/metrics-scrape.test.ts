@@ -51,7 +51,7 @@ before(async () => {
   names.push(await insertCheckpoint(db, { runnerId: 'runner-charlie', backend: 'bare_metal', state: 'gc_reset', createdAt: at(base, 800), createdDoneAt: at(base, 801), endedAt: at(base, 900) }));
   // Ended before countSince: never counted.
   names.push(await insertCheckpoint(db, { runnerId: 'runner-alpha', state: 'deleted', createdAt: new Date(Date.now() - 7200_000), createdDoneAt: new Date(Date.now() - 7199_000), endedAt: new Date(Date.now() - 7100_000), finalizeStatus: 'success', finalizeSource: 'hook' }));
-  server = await serve(createMetricsRouter({ db, countSince, settleSeconds: 0, processMetrics: false }));
+  server = await serve(createMetricsRouter({ db, countSince, settleSeconds: 0, processMetrics: false, cacheMs: 0 }));
 });
 after(async () => {
   await server?.close();
@@ -130,7 +130,7 @@ void describe('/metrics', { timeout: 60_000 }, () => {
   });
 
   it('waits settleSeconds before counting an end', async () => {
-    const settling = await serve(createMetricsRouter({ db: database.db, countSince, settleSeconds: 3600, processMetrics: false }));
+    const settling = await serve(createMetricsRouter({ db: database.db, countSince, settleSeconds: 3600, processMetrics: false, cacheMs: 0 }));
     try {
       const { m } = await scrape(settling.base);
       assert.equal(m.get('e2epool_checkpoints_total{backend="proxmox",outcome="success"}'), 0);
@@ -141,8 +141,20 @@ void describe('/metrics', { timeout: 60_000 }, () => {
     }
   });
 
+  it('matches the path exactly (no /METRICS or /metrics/) and, with a scrape token, answers only with it', async () => {
+    for (const variant of ['/METRICS', '/Metrics', '/metrics/']) assert.equal((await fetch(`${server.base}${variant}`)).status, 404, variant);
+    const guarded = await serve(createMetricsRouter({ db: database.db, processMetrics: false, scrapeToken: 'scrape-token-for-the-metrics-test' }));
+    try {
+      assert.equal((await fetch(`${guarded.base}/metrics`)).status, 401);
+      assert.equal((await fetch(`${guarded.base}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+      assert.equal((await fetch(`${guarded.base}/metrics`, { headers: { authorization: 'Bearer scrape-token-for-the-metrics-test' } })).status, 200);
+    } finally {
+      await guarded.close();
+    }
+  });
+
   it('reports the database down and leaves out its gauges (runs last: closes the database)', async () => {
-    const s = await serve(createMetricsRouter({ db: database.db, processMetrics: true }));
+    const s = await serve(createMetricsRouter({ db: database.db, processMetrics: true, cacheMs: 0 }));
     try {
       assert.equal((await scrape(s.base)).m.get('e2epool_database_up'), 1);
       await database.drop();

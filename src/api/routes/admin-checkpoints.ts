@@ -2,6 +2,7 @@
 // checkpoint with its transition log, retry-reset and release of a checkpoint in needs attention,
 // and maintenance mode.
 import express, { type Request, type Response, type Router } from 'express';
+import { STRICT_ROUTING } from '../strict-routing.js';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { E2epoolError } from '../../domain/errors.js';
@@ -25,7 +26,7 @@ const actorOf = (res: Response) => (res.locals.admin as AdminIdentity | undefine
 
 export function createAdminCheckpointRoutes(opts: AdminCheckpointRoutesOptions): Router {
   const { db, service, config } = opts;
-  const router = express.Router();
+  const router = express.Router(STRICT_ROUTING);
   const body = jsonBody(opts.bodyLimit ?? DEFAULT_BODY_LIMIT);
   router.use(['/api/checkpoints', '/api/admin/maintenance'], requireAdminToken(config.ADMIN_TOKEN));
 

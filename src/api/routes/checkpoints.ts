@@ -1,6 +1,7 @@
 // Runner-facing routes (protocol spec §4.3, §4.4): the runner bearer token is checked first, then the
 // JSON body is parsed and validated, then the checkpoint service answers.
 import express, { type Request, type Response, type Router } from 'express';
+import { STRICT_ROUTING } from '../strict-routing.js';
 import { z } from 'zod';
 import type { Runner } from '../../inventory/registry.js';
 import { FINALIZE_SOURCE_PATTERN } from '../../domain/finalize.js';
@@ -49,7 +50,7 @@ const runnerOf = (res: Response) => (res.locals.runner as Runner).runnerId;
 
 export function createCheckpointRoutes(opts: CheckpointRoutesOptions): Router {
   const { service } = opts;
-  const router = express.Router();
+  const router = express.Router(STRICT_ROUTING);
   const auth = requireRunnerToken(opts.registry);
   const body = jsonBody(opts.bodyLimit ?? DEFAULT_BODY_LIMIT);
 

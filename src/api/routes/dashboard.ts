@@ -3,6 +3,7 @@
 // no secret: it asks for the admin token, keeps it in sessionStorage and sends it as a bearer
 // header (fetch, not EventSource, which cannot send headers). Actions go to the existing admin API.
 import express, { type Request, type Response, type Router } from 'express';
+import { STRICT_ROUTING } from '../strict-routing.js';
 import { asc, eq, sql } from 'drizzle-orm';
 import { agentPresence, controllerInstances, runners } from '../../../db/schema.js';
 import type { Config } from '../../config.js';
@@ -344,7 +345,7 @@ export function createDashboardRouter(opts: DashboardRouterOptions): DashboardRo
     refreshMs: opts.refreshMs ?? 60_000,
   });
   const page = pageHtml({ pollMs: positiveInt(opts.pagePollMs ?? 5000), reconnectMs: positiveInt(opts.pageReconnectMs ?? 10_000) });
-  const router = express.Router();
+  const router = express.Router(STRICT_ROUTING);
 
   router.get('/dashboard', (_req: Request, res: Response) => {
     res

@@ -2,6 +2,7 @@
 // runs the retention workflow now (`{"dryRun": true}` only counts) and `GET /api/admin/orphan-snapshots`
 // runs the orphan snapshot audit now; both answer with the workflow's report.
 import express, { type Request, type Response, type Router } from 'express';
+import { STRICT_ROUTING } from '../strict-routing.js';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
 import { z } from 'zod';
@@ -33,7 +34,7 @@ function runFailure(err: unknown, what: string): unknown {
 }
 
 export function createHousekeepingRouter(opts: HousekeepingRouterOptions): Router {
-  const router = express.Router();
+  const router = express.Router(STRICT_ROUTING);
   const timeout = opts.runTimeoutMs ?? 10 * 60_000;
   router.use(['/api/admin/cleanup', '/api/admin/orphan-snapshots'], requireAdminToken(opts.adminToken));
 

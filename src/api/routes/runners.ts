@@ -1,6 +1,7 @@
 // Admin runner API (protocol spec §4.7) plus token rotation and drain. Every route needs the admin
 // token, checked before the body is read; every change is written to the audit log.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { STRICT_ROUTING } from '../strict-routing.js';
 import { E2epoolError, httpStatusOf } from '../../domain/errors.js';
 import { toValidationDetail, type ValidationDetailItem } from '../../inventory/issues.js';
 import type { RunnerRegistry } from '../../inventory/registry.js';
@@ -53,7 +54,7 @@ function parseQueryBool(value: unknown): boolean | undefined | 'invalid' {
 
 export function createRunnersRouter(opts: RunnersRouterOptions): Router {
   const { registry, audit, logger } = opts;
-  const router = express.Router();
+  const router = express.Router(STRICT_ROUTING);
   const jsonBody = express.json({ limit: '1mb', strict: false });
 
   const recordAudit = async (res: Response, action: string, target: string, detail?: Record<string, unknown>) => {

@@ -1,5 +1,6 @@
 // `GET /api/stats/summary?days=7` (admin token): the operator's stats summary.
 import express, { type Request, type Response, type Router } from 'express';
+import { STRICT_ROUTING } from '../strict-routing.js';
 import { STATS_DEFAULT_DAYS, STATS_MAX_DAYS, statsSummary } from '../../services/stats.js';
 import type { Db } from '../../store/database.js';
 import { requireAdminToken } from '../auth.js';
@@ -25,7 +26,7 @@ export function parseStatsDays(raw: unknown): number {
 }
 
 export function createStatsRouter(opts: StatsRouterOptions): Router {
-  const router = express.Router();
+  const router = express.Router(STRICT_ROUTING);
   router.use('/api/stats', requireAdminToken(opts.adminToken));
   router.get('/api/stats/summary', async (req: Request, res: Response) => {
     const days = parseStatsDays(req.query.days);

@@ -15,6 +15,7 @@
 // The router reads the raw body itself (GitHub's HMAC is over the exact bytes), so it must be
 // mounted before any application-wide body parser.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { STRICT_ROUTING } from '../strict-routing.js';
 import { sql } from 'drizzle-orm';
 import {
   parseGithubWorkflowJobEvent,
@@ -62,7 +63,7 @@ const DEFAULT_STORE_TIMEOUT_MS = 8000;
 export function createWebhooksRouter(opts: WebhooksRouterOptions): Router {
   const { db, logger } = opts;
   const storeTimeoutMs = opts.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS;
-  const router = express.Router();
+  const router = express.Router(STRICT_ROUTING);
   const rawBody = express.raw({ type: () => true, limit: opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT });
 
   // GitLab sends the secret as a header: reject before reading the body.
