@@ -42,7 +42,7 @@ export const configSchema = z.object({
   TEMPORAL_REGISTER_SEARCH_ATTRIBUTES: bool(false, 'Register missing search attributes at start instead of refusing to start.'),
 
   ADMIN_TOKEN: optionalSecret('Bearer token of the admin API and dashboard; unset disables them (503).'),
-  TOKEN_PEPPER: optionalSecret('Secret key for HMAC-SHA256 of runner tokens. Set it in production; unset uses a fixed development pepper and warns.'),
+  TOKEN_PEPPER: optionalSecret('Secret key (24 characters or more) for HMAC-SHA256 of runner tokens. serve and worker refuse to start without it; only dev generates one.'),
 
   CHECKPOINT_TTL_SECONDS: positiveSeconds(1800, 'Age at which a checkpoint without a finalize is checked against its GitLab job.'),
   CHECKPOINT_MAX_TTL_SECONDS: positiveSeconds(86400, 'Hard maximum age; past it a still-running checkpoint needs attention instead of being extended.'),

@@ -21,3 +21,20 @@ export async function loadConfigOrExit(overrides: Record<string, unknown> = {}) 
     throw err;
   }
 }
+
+/**
+ * `serve` and `worker` hold production credentials: they refuse to start without a pepper for the
+ * runner tokens, or with secrets short enough to guess. Only `dev` uses generated development ones.
+ */
+export async function assertProductionSecretsOrExit(config: { TOKEN_PEPPER?: string | undefined; ADMIN_TOKEN?: string | undefined; METRICS_TOKEN?: string | undefined }, command: string): Promise<void> {
+  const { MIN_TOKEN_LENGTH } = await import('../inventory/token-hash.js');
+  const problems: string[] = [];
+  if (!config.TOKEN_PEPPER) problems.push(`E2EPOOL_TOKEN_PEPPER is not set: runner tokens need a secret pepper (generate one with: openssl rand -hex 32)`);
+  for (const key of ['TOKEN_PEPPER', 'ADMIN_TOKEN', 'METRICS_TOKEN'] as const) {
+    const value = config[key];
+    if (value !== undefined && value.length < MIN_TOKEN_LENGTH) problems.push(`E2EPOOL_${key} is shorter than ${MIN_TOKEN_LENGTH} characters`);
+  }
+  if (problems.length === 0) return;
+  process.stderr.write(`e2epool ${command} refuses to start:\n${problems.map((p) => `  - ${p}`).join('\n')}\n(e2epool dev runs with generated development secrets.)\n`);
+  process.exit(1);
+}

@@ -1,6 +1,7 @@
 // Loads inventory.yml in the Python e2epool's format. Unknown keys are warned about and ignored,
 // `${ENV_VAR}` references are expanded, and every problem in the file is reported at once.
 import { createHash } from 'node:crypto';
+import { MIN_TOKEN_LENGTH } from './token-hash.js';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -170,7 +171,10 @@ export function parseInventory(text: string, opts: { path?: string; env?: NodeJS
       return;
     }
     idOfTokenHash.set(tokenDigest, input.runner_id);
-    if (input.token.length < 16) warnings.push(`Runner '${input.runner_id}' has a short token (under 16 characters).`);
+    if (input.token.length < MIN_TOKEN_LENGTH) {
+      problems.push(`Runner '${input.runner_id}' has a token shorter than ${MIN_TOKEN_LENGTH} characters; generate one with: openssl rand -hex 24`);
+      return;
+    }
     warnings.push(...runnerWarnings(input));
     runners.push({ ...toRunnerConfig(input), token: input.token });
   });

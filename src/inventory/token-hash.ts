@@ -2,6 +2,9 @@
 // and the hash is deterministic so it can carry a unique index and be looked up directly.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
+/** Shortest runner token, admin token or pepper accepted anywhere. */
+export const MIN_TOKEN_LENGTH = 24;
+
 /** Used when E2EPOOL_TOKEN_PEPPER is unset (development); the registry warns about it. */
 export const DEVELOPMENT_TOKEN_PEPPER = 'e2epool-development-pepper-do-not-use-in-production';
 

@@ -141,9 +141,9 @@ for (const [kind, create] of [
       assert.equal(await otherPepper.authenticateRunnerToken(token), null);
       // A row written by hand with the hash of a token is found by that token: the lookup is by hash.
       await database.db.execute(
-        sql`insert into runners (runner_id, backend, token_hash, reset_cmd) values ('hand-made', 'bare_metal', ${hashToken(PEPPER, 'hand-made-token')}, 'r')`,
+        sql`insert into runners (runner_id, backend, token_hash, reset_cmd) values ('hand-made', 'bare_metal', ${hashToken(PEPPER, 'hand-made-token-0123456789ab')}, 'r')`,
       );
-      assert.equal((await registry.authenticateRunnerToken('hand-made-token'))?.runnerId, 'hand-made');
+      assert.equal((await registry.authenticateRunnerToken('hand-made-token-0123456789ab'))?.runnerId, 'hand-made');
     });
 
     void it('deactivates softly: token refused, hidden from get/list, listeners told; unknown or repeated → null (scenario 82)', async () => {
@@ -237,18 +237,18 @@ for (const [kind, create] of [
     });
 
     void describe('inventory sync', () => {
-      const fileA = () => parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789' }, { id: 'inv-02', token: 'inv-02-token-0123456789' }]));
+      const fileA = () => parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789abcdef' }, { id: 'inv-02', token: 'inv-02-token-0123456789abcdef' }]));
 
       void it('writes inventory runners with hashed tokens and records the content hash', async () => {
         const result = await registry.syncInventory(fileA());
         assert.equal(result.applied, true);
         assert.deepEqual(result.created, ['inv-01', 'inv-02']);
         assert.deepEqual(result.deactivated, []);
-        const runner = await registry.authenticateRunnerToken('inv-01-token-0123456789');
+        const runner = await registry.authenticateRunnerToken('inv-01-token-0123456789abcdef');
         assert.equal(runner?.runnerId, 'inv-01');
         assert.equal(runner?.source, 'inventory');
         const dump = JSON.stringify(await rawRunners(database));
-        assert.ok(!dump.includes('inv-01-token-0123456789'), 'inventory tokens are hashed too');
+        assert.ok(!dump.includes('inv-01-token-0123456789abcdef'), 'inventory tokens are hashed too');
         const setting: any = await database.db.execute(sql`select value from controller_settings where key = 'inventory_hash'`);
         assert.equal((setting.rows ?? setting)[0].value.contentHash, fileA().contentHash);
       });
@@ -263,7 +263,7 @@ for (const [kind, create] of [
       void it('applies a changed file: updates, deactivates missing inventory runners, never touches API runners', async () => {
         const apiBefore = await updatedAtOf(registry, 'bm-01');
         const inv02Before = await updatedAtOf(registry, 'inv-02');
-        const file = parseInventory(inventoryText([{ id: 'inv-02', token: 'inv-02-token-0123456789', reset: 'reset-v2.sh' }]));
+        const file = parseInventory(inventoryText([{ id: 'inv-02', token: 'inv-02-token-0123456789abcdef', reset: 'reset-v2.sh' }]));
         const result = await registry.syncInventory(file);
         assert.equal(result.applied, true);
         assert.deepEqual(result.updated, ['inv-02']);
@@ -271,7 +271,7 @@ for (const [kind, create] of [
         assert.deepEqual(deactivated.at(-1), { runnerId: 'inv-01', cause: 'inventory' });
         assert.equal((await registry.getRunner('inv-02'))?.resetCmd, 'reset-v2.sh');
         assert.ok((await updatedAtOf(registry, 'inv-02')) >= inv02Before);
-        assert.equal(await registry.authenticateRunnerToken('inv-01-token-0123456789'), null);
+        assert.equal(await registry.authenticateRunnerToken('inv-01-token-0123456789abcdef'), null);
         // Every API runner is still active and unchanged.
         assert.equal(await updatedAtOf(registry, 'bm-01'), apiBefore);
         for (const id of ['bm-01', 'bm-02', 'pve-01', 'auth-01', 'again-01']) assert.equal((await registry.getRunner(id))?.source, 'api', id);
@@ -279,16 +279,16 @@ for (const [kind, create] of [
 
       void it('skips an inventory runner whose id belongs to an API runner, with a warning', async () => {
         const apiRow = (await rawRunners(database)).find((r) => r.runner_id === 'bm-01')!;
-        const file = parseInventory(inventoryText([{ id: 'inv-02', token: 'inv-02-token-0123456789', reset: 'reset-v2.sh' }, { id: 'bm-01', token: 'takeover-token-0123456' }]));
+        const file = parseInventory(inventoryText([{ id: 'inv-02', token: 'inv-02-token-0123456789abcdef', reset: 'reset-v2.sh' }, { id: 'bm-01', token: 'takeover-token-0123456789abcdef' }]));
         const result = await registry.syncInventory(file);
         assert.deepEqual(result.skipped, ['bm-01']);
         assert.deepEqual(result.warnings, ["Inventory runner 'bm-01' skipped: a runner with that id was registered through the admin API; rename one of them."]);
         assert.deepEqual((await rawRunners(database)).find((r) => r.runner_id === 'bm-01'), apiRow, 'the API row is byte for byte the same');
-        assert.equal(await registry.authenticateRunnerToken('takeover-token-0123456'), null);
+        assert.equal(await registry.authenticateRunnerToken('takeover-token-0123456789abcdef'), null);
       });
 
       void it('skips an inventory runner whose token is already used by another runner', async () => {
-        const file = parseInventory(inventoryText([{ id: 'inv-02', token: 'inv-02-token-0123456789' }, { id: 'inv-03', token: 'hand-made-token' }]));
+        const file = parseInventory(inventoryText([{ id: 'inv-02', token: 'inv-02-token-0123456789abcdef' }, { id: 'inv-03', token: 'hand-made-token-0123456789ab' }]));
         const result = await registry.syncInventory(file);
         assert.deepEqual(result.skipped, ['inv-03']);
         assert.deepEqual(result.warnings, ["Inventory runner 'inv-03' skipped: its token is already used by runner 'hand-made'."]);
@@ -297,30 +297,30 @@ for (const [kind, create] of [
       void it('a changed inventory token replaces the old one and tells the listeners; a removed runner comes back when re-added', async () => {
         const file = parseInventory(
           inventoryText([
-            { id: 'inv-01', token: 'inv-01-token-0123456789' },
-            { id: 'inv-02', token: 'inv-02-new-token-0123456789' },
+            { id: 'inv-01', token: 'inv-01-token-0123456789abcdef' },
+            { id: 'inv-02', token: 'inv-02-new-token-0123456789abcdef' },
           ]),
         );
         const result = await registry.syncInventory(file);
         assert.deepEqual(result.reactivated, ['inv-01']);
         assert.deepEqual(result.updated, ['inv-02']);
         assert.deepEqual(rotated.at(-1), { runnerId: 'inv-02', cause: 'inventory' });
-        assert.equal(await registry.authenticateRunnerToken('inv-02-token-0123456789'), null);
-        assert.equal((await registry.authenticateRunnerToken('inv-02-new-token-0123456789'))?.runnerId, 'inv-02');
-        assert.equal((await registry.authenticateRunnerToken('inv-01-token-0123456789'))?.runnerId, 'inv-01');
+        assert.equal(await registry.authenticateRunnerToken('inv-02-token-0123456789abcdef'), null);
+        assert.equal((await registry.authenticateRunnerToken('inv-02-new-token-0123456789abcdef'))?.runnerId, 'inv-02');
+        assert.equal((await registry.authenticateRunnerToken('inv-01-token-0123456789abcdef'))?.runnerId, 'inv-01');
       });
 
       void it('inventory runners keep their token from the file: rotation is refused, drain survives a sync', async () => {
         await expectError(registry.rotateToken('inv-01'), 'invalid_state', "Runner 'inv-01' comes from the inventory file: change its token there");
         await registry.setDrained('inv-01', true);
-        await registry.syncInventory(parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789', reset: 'changed.sh' }, { id: 'inv-02', token: 'inv-02-new-token-0123456789' }])));
+        await registry.syncInventory(parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789abcdef', reset: 'changed.sh' }, { id: 'inv-02', token: 'inv-02-new-token-0123456789abcdef' }])));
         const runner = await registry.getRunner('inv-01');
         assert.equal(runner?.resetCmd, 'changed.sh');
         assert.equal(runner?.drained, true);
       });
 
       void it('two instances syncing the same file do not flap', async () => {
-        const file = parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789' }, { id: 'inv-04', token: 'inv-04-token-0123456789' }]));
+        const file = parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789abcdef' }, { id: 'inv-04', token: 'inv-04-token-0123456789abcdef' }]));
         // A second instance: its own connection pool on PostgreSQL.
         const second: Database = kind === 'postgres' ? await openDatabase(database.url, { poolSize: 2 }) : database;
         try {
@@ -344,12 +344,12 @@ for (const [kind, create] of [
       });
 
       void it('a new pepper forces a re-sync so inventory tokens keep working', async () => {
-        const file = parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789' }, { id: 'inv-04', token: 'inv-04-token-0123456789' }]));
+        const file = parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789abcdef' }, { id: 'inv-04', token: 'inv-04-token-0123456789abcdef' }]));
         const repeppered = new RunnerRegistry({ db: database.db, pepper: 'rotated-pepper' });
-        assert.equal(await repeppered.authenticateRunnerToken('inv-04-token-0123456789'), null);
+        assert.equal(await repeppered.authenticateRunnerToken('inv-04-token-0123456789abcdef'), null);
         const result = await repeppered.syncInventory(file);
         assert.equal(result.applied, true);
-        assert.equal((await repeppered.authenticateRunnerToken('inv-04-token-0123456789'))?.runnerId, 'inv-04');
+        assert.equal((await repeppered.authenticateRunnerToken('inv-04-token-0123456789abcdef'))?.runnerId, 'inv-04');
         // Back to the original pepper for the other tests.
         assert.equal((await registry.syncInventory(file)).applied, true);
       });

@@ -50,23 +50,23 @@ void describe('inventory file → registry, live', () => {
   });
 
   void it('an added file registers its runners, whose tokens then authenticate', async () => {
-    await writeFile(file, 'runners:\n' + entry('live-01', 'live-01-token-0123456789'));
+    await writeFile(file, 'runners:\n' + entry('live-01', 'live-01-token-0123456789abcdef'));
     await eventually('live-01', async () => (await registry.getRunner('live-01')) !== null);
-    assert.equal((await registry.authenticateRunnerToken('live-01-token-0123456789'))?.runnerId, 'live-01');
+    assert.equal((await registry.authenticateRunnerToken('live-01-token-0123456789abcdef'))?.runnerId, 'live-01');
   });
 
   void it('an edit updates and removes runners', async () => {
-    await writeFile(file, 'runners:\n' + entry('live-02', 'live-02-token-0123456789', 'reset-2.sh'));
+    await writeFile(file, 'runners:\n' + entry('live-02', 'live-02-token-0123456789abcdef', 'reset-2.sh'));
     await eventually('live-02', async () => (await registry.getRunner('live-02'))?.resetCmd === 'reset-2.sh');
     assert.equal(await registry.getRunner('live-01'), null, 'removed from the file: deactivated');
-    assert.equal(await registry.authenticateRunnerToken('live-01-token-0123456789'), null);
+    assert.equal(await registry.authenticateRunnerToken('live-01-token-0123456789abcdef'), null);
   });
 
   void it('a broken edit leaves the registry as it was and logs why', async () => {
-    await writeFile(file, 'runners:\n  - {runner_id: live-02, backend: bare_metal, token: live-02-token-0123456789}\n');
+    await writeFile(file, 'runners:\n  - {runner_id: live-02, backend: bare_metal, token: live-02-token-0123456789abcdef}\n');
     await eventually('the error log', async () => logs.some((l) => l.includes('inventory file is invalid')));
     assert.equal((await registry.getRunner('live-02'))?.resetCmd, 'reset-2.sh');
     assert.ok(logs.some((l) => l.includes("Runner 'live-02' with bare_metal backend requires 'reset_cmd'.")));
-    assert.ok(!logs.some((l) => l.includes('live-02-token-0123456789')), 'tokens are never logged');
+    assert.ok(!logs.some((l) => l.includes('live-02-token-0123456789abcdef')), 'tokens are never logged');
   });
 });

@@ -8,7 +8,7 @@ import { watchInventory, type InventoryWatcher } from '../../src/inventory/watch
 import { createLogger } from '../../src/logger.js';
 
 const runnerYaml = (id: string, reset = 'reset.sh') =>
-  `runners:\n  - {runner_id: ${id}, backend: bare_metal, token: token-of-${id}-0123456789, reset_cmd: ${reset}, readiness_cmd: ok, gitlab_runner_id: 1}\n`;
+  `runners:\n  - {runner_id: ${id}, backend: bare_metal, token: token-of-${id}-0123456789abcdef, reset_cmd: ${reset}, readiness_cmd: ok, gitlab_runner_id: 1}\n`;
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -1,5 +1,5 @@
 import type { CliCommand } from '../command.js';
-import { loadConfigOrExit } from '../command.js';
+import { assertProductionSecretsOrExit, loadConfigOrExit } from '../command.js';
 
 export const serveCommand: CliCommand = {
   command: 'serve',
@@ -7,6 +7,7 @@ export const serveCommand: CliCommand = {
   builder: (y) => y.option('port', { type: 'number', describe: 'HTTP port (overrides E2EPOOL_PORT)' }),
   handler: async (args: { port?: number }) => {
     const config = await loadConfigOrExit(args.port !== undefined ? { PORT: args.port } : {});
+    await assertProductionSecretsOrExit(config, 'serve');
     const { startController } = await import('../../controller.js');
     const { runUntilSignal } = await import('../run-until-signal.js');
     await runUntilSignal(async () => {

@@ -1,11 +1,12 @@
 import type { CliCommand } from '../command.js';
-import { loadConfigOrExit } from '../command.js';
+import { assertProductionSecretsOrExit, loadConfigOrExit } from '../command.js';
 
 export const workerCommand: CliCommand = {
   command: 'worker',
   describe: 'Run a Temporal worker for the checkpoint queue only (no HTTP, no agent sockets)',
   handler: async () => {
     const config = await loadConfigOrExit();
+    await assertProductionSecretsOrExit(config, 'worker');
     const { startCheckpointWorker } = await import('../../checkpoint-worker.js');
     const { runUntilSignal } = await import('../run-until-signal.js');
     await runUntilSignal(async () => {
