@@ -105,7 +105,6 @@ export interface CheckpointService {
 export const RUNNER_NOT_IN_INVENTORY = 'Runner not found in inventory';
 export const CHECKPOINT_NOT_FOUND = 'Checkpoint not found';
 export const NOT_AUTHORIZED_FOR_RUNNER = 'Token not authorized for this runner';
-export const NOT_AUTHORIZED_FOR_CHECKPOINT = 'Token not authorized for this checkpoint';
 export const CONTROLLER_TIMEOUT = 'Controller did not answer in time';
 /** e2epool's finalize validation message, pattern spelled as Python wrote it. */
 export const NAME_PATTERN_MESSAGE = 'checkpoint_name must match pattern ^job-[\\w.\\-]+-\\d+-[0-9a-f]{8}$';
@@ -251,10 +250,10 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
     return holder !== null && holder.jobId === jobId && ATTACHABLE.has(holder.state) ? holder : null;
   }
 
+  /** Another runner's checkpoint reads as missing: a runner token learns nothing about others. */
   async function ownedCheckpoint(callerRunnerId: string, name: string): Promise<CheckpointRow> {
     const row = await findCheckpoint(db, name);
-    if (!row) throw new E2epoolError('checkpoint_not_found', CHECKPOINT_NOT_FOUND);
-    if (row.runnerId !== callerRunnerId) throw new E2epoolError('forbidden', NOT_AUTHORIZED_FOR_CHECKPOINT);
+    if (!row || row.runnerId !== callerRunnerId) throw new E2epoolError('checkpoint_not_found', CHECKPOINT_NOT_FOUND);
     return row;
   }
 
@@ -288,9 +287,10 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
     async create(callerRunnerId, body, opts = {}) {
       const runnerId = body.runner_id ?? callerRunnerId;
       const jobId = body.job_id;
+      // Ownership before existence: whether another runner id exists is not this token's business.
+      if (runnerId !== callerRunnerId) throw new E2epoolError('forbidden', NOT_AUTHORIZED_FOR_RUNNER);
       const runner = await registry.getRunner(runnerId);
       if (!runner) throw new E2epoolError('runner_not_found', RUNNER_NOT_IN_INVENTORY);
-      if (runnerId !== callerRunnerId) throw new E2epoolError('forbidden', NOT_AUTHORIZED_FOR_RUNNER);
       if (typeof jobId !== 'string') throw new E2epoolError('validation', 'job_id is required');
       const fits = checkJobIdFitsName(jobId);
       if (!fits.ok) throw new E2epoolError('validation', fits.detail);
@@ -467,15 +467,9 @@ async function releaseOrphanClaim(db: Db, row: CheckpointRow, actor: string): Pr
  * defaults its source to `agent`, and 403 reads as e2epool's WebSocket answer did.
  */
 export function agentRequestHandlerFor(service: CheckpointService): AgentRequestHandler {
-  const wsForbidden = (err: unknown): never => {
-    if (err instanceof E2epoolError && err.code === 'forbidden' && err.detail === NOT_AUTHORIZED_FOR_CHECKPOINT) {
-      throw new E2epoolError('forbidden', 'Not authorized for this checkpoint');
-    }
-    throw err;
-  };
   return {
     create: (runnerId, payload, opts) => service.create(runnerId, { job_id: payload.job_id, caller: payload.caller, project_id: payload.project_id }, opts),
-    finalize: (runnerId, payload) => service.finalize(runnerId, payload, 'agent').catch(wsForbidden),
-    status: (runnerId, payload) => service.status(runnerId, payload.checkpoint_name).catch(wsForbidden),
+    finalize: (runnerId, payload) => service.finalize(runnerId, payload, 'agent'),
+    status: (runnerId, payload) => service.status(runnerId, payload.checkpoint_name),
   };
 }

@@ -98,11 +98,12 @@ void describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
     assert.match(cp.created_at, NAIVE_UTC);
 
     assert.deepEqual(await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token: tokenA }), { status: 200, body: cp });
-    assert.deepEqual(await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token: tokenB }), { status: 403, body: { detail: 'Token not authorized for this checkpoint' } });
+    assert.deepEqual(await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token: tokenB }), { status: 404, body: { detail: 'Checkpoint not found' } }, "another runner's checkpoint reads as missing");
     assert.deepEqual(await call(base, 'GET', '/checkpoint/status/job-nope-1700000000-abcdef12', { token: tokenA }), { status: 404, body: { detail: 'Checkpoint not found' } });
     assert.deepEqual(await call(base, 'GET', '/checkpoint/status/anything-goes', { token: tokenA }), { status: 404, body: { detail: 'Checkpoint not found' } });
 
-    assert.deepEqual(await create(tokenA, 'no-such-runner'), { status: 404, body: { detail: 'Runner not found in inventory' } });
+    // Whether another runner id exists is not the token's business: the same answer either way.
+    assert.deepEqual(await create(tokenA, 'no-such-runner'), { status: 403, body: { detail: 'Token not authorized for this runner' } });
     assert.deepEqual(await create(tokenB, 'runner-a'), { status: 403, body: { detail: 'Token not authorized for this runner' } });
     const long = await create(tokenB, 'runner-b', 'j'.repeat(30));
     assert.equal(long.status, 422);
@@ -165,8 +166,8 @@ void describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
       body: { detail: 'Checkpoint not found' },
     });
     assert.deepEqual(await call(base, 'POST', '/checkpoint/finalize', { token: other, body: { checkpoint_name: cp.name, status: 'success' } }), {
-      status: 403,
-      body: { detail: 'Token not authorized for this checkpoint' },
+      status: 404,
+      body: { detail: 'Checkpoint not found' },
     });
 
     // GitLab's $CI_JOB_STATUS `failed` is accepted as failure.
@@ -268,7 +269,7 @@ void describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
     const cp: any = await ws.create('ws-runner', { job_id: 'ws-1' });
     assert.equal(cp.runner_id, 'ws-runner');
     assert.equal(cp.state, 'created');
-    await assert.rejects(ws.status('ws-other', { checkpoint_name: cp.name }), (err: unknown) => err instanceof E2epoolError && err.code === 'forbidden' && err.detail === 'Not authorized for this checkpoint');
+    await assert.rejects(ws.status('ws-other', { checkpoint_name: cp.name }), (err: unknown) => err instanceof E2epoolError && err.code === 'checkpoint_not_found' && err.detail === 'Checkpoint not found');
     await assert.rejects(ws.create('ws-runner', { job_id: 'Bad Job' }), (err: unknown) => err instanceof E2epoolError && err.code === 'validation');
     assert.deepEqual(await ws.finalize('ws-runner', { checkpoint_name: cp.name, status: 'success' }), { detail: 'Finalize queued', checkpoint_name: cp.name });
     const row = await eventually('finalize projected', async () => {

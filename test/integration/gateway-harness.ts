@@ -87,7 +87,7 @@ export class InMemoryCheckpoints implements AgentRequestHandler {
   private owned(runnerId: string, name: string): Checkpoint {
     const cp = this.checkpoints.get(name);
     if (!cp) throw new E2epoolError('checkpoint_not_found', 'Checkpoint not found');
-    if (cp.runner_id !== runnerId) throw new E2epoolError('forbidden', 'Not authorized for this checkpoint');
+    if (cp.runner_id !== runnerId) throw new E2epoolError('checkpoint_not_found', 'Checkpoint not found');
     return cp;
   }
 }

@@ -157,8 +157,8 @@ void describe('request types and error mapping', () => {
     // Another runner may not see or finalize r1's checkpoint.
     const other = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
     assert.deepEqual((await other.request('status', { checkpoint_name: created.data.name })).error, {
-      code: 403,
-      detail: 'Not authorized for this checkpoint',
+      code: 404,
+      detail: 'Checkpoint not found',
     });
     await other.close();
   });
