@@ -16,6 +16,26 @@ export interface CommandHandlerOptions {
   killGraceSeconds: number;
   commandMemoryMs?: number;
   logger: AgentLogger;
+  /** The environment commands run with (minimal and declared, not the agent's own). */
+  env?: NodeJS.ProcessEnv;
+  /** Values removed from command output wherever they appear (the agent's own token). */
+  secrets?: string[];
+}
+
+/** PATH, HOME and LANG from the agent's environment, plus what the config declares. */
+export function commandEnvironment(declared: Record<string, string>, from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return {
+    PATH: from.PATH || '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: from.HOME || '/',
+    LANG: from.LANG || 'C.UTF-8',
+    ...declared,
+  };
+}
+
+function stripSecrets(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) if (s.length >= 4) out = out.split(s).join('***');
+  return out;
 }
 
 type ReplyError = { code: number; detail: string } | null;
@@ -62,11 +82,14 @@ export class CommandHandler {
   private async execute(cmd: string, timeoutSeconds: number): Promise<CommandResult> {
     this.inFlight += 1;
     try {
-      return await runShellCommand(cmd, {
+      const result = await runShellCommand(cmd, {
         timeoutSeconds,
         maxOutputBytes: this.opts.maxOutputBytes,
         killGraceSeconds: this.opts.killGraceSeconds,
+        env: this.opts.env ?? commandEnvironment({}),
       });
+      const secrets = this.opts.secrets ?? [];
+      return secrets.length ? { ...result, stdout: stripSecrets(result.stdout, secrets), stderr: stripSecrets(result.stderr, secrets) } : result;
     } finally {
       this.inFlight -= 1;
     }

@@ -1,7 +1,7 @@
 // Agent configuration: YAML file, then environment overrides, then defaults. The six e2epool keys
 // keep their e2epool env var names; keys added here use the E2EPOOL_AGENT_ prefix so they never
 // collide with the controller's E2EPOOL_* settings on a shared host.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parseDocument, isScalar } from 'yaml';
 import { z } from 'zod';
 import { agentLogLevels } from './log.js';
@@ -34,6 +34,13 @@ export const agentConfigSchema = z.object({
   kill_grace_seconds: nonNegativeNumber.default(5),
   max_output_bytes: z.number().int().min(1).max(16 * 1024 * 1024).default(65536),
   allow_remote_commands: z.boolean().default(false),
+  // Plain ws:// to a controller on another host sends the token in clear text: refused unless set.
+  allow_insecure_transport: z.boolean().default(false),
+  // e2epool controllers read the token from the URL; ours take the header, which never reaches logs.
+  send_token_in_query: z.boolean().default(false),
+  ca_file: z.string().min(1).optional(),
+  // Commands get PATH, HOME and LANG plus these, never the agent's own environment (its token).
+  command_env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { message: 'environment variable names are letters, digits and _' }), z.string()).default({}),
   commands: z
     .record(
       // Same rule as the controller's hello validation.
@@ -64,6 +71,11 @@ export interface AgentConfig {
   killGraceSeconds: number;
   maxOutputBytes: number;
   allowRemoteCommands: boolean;
+  allowInsecureTransport: boolean;
+  sendTokenInQuery: boolean;
+  /** PEM file of the CA that signed the controller's certificate (wss://). */
+  caFile: string | null;
+  commandEnv: Record<string, string>;
   commands: Record<string, string>;
   logLevel: (typeof agentLogLevels)[number];
 }
@@ -85,6 +97,9 @@ const envVars: Array<{ key: keyof AgentConfigFile; env: string; kind: Kind }> = 
   { key: 'kill_grace_seconds', env: 'E2EPOOL_AGENT_KILL_GRACE_SECONDS', kind: 'number' },
   { key: 'max_output_bytes', env: 'E2EPOOL_AGENT_MAX_OUTPUT_BYTES', kind: 'number' },
   { key: 'allow_remote_commands', env: 'E2EPOOL_AGENT_ALLOW_REMOTE_COMMANDS', kind: 'boolean' },
+  { key: 'allow_insecure_transport', env: 'E2EPOOL_AGENT_ALLOW_INSECURE_TRANSPORT', kind: 'boolean' },
+  { key: 'send_token_in_query', env: 'E2EPOOL_AGENT_SEND_TOKEN_IN_QUERY', kind: 'boolean' },
+  { key: 'ca_file', env: 'E2EPOOL_AGENT_CA_FILE', kind: 'string' },
   { key: 'log_level', env: 'E2EPOOL_AGENT_LOG_LEVEL', kind: 'string' },
 ];
 export const agentEnvVars: ReadonlyArray<{ key: string; env: string }> = envVars;
@@ -216,6 +231,7 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): LoadedAgentC
       problems.push(`${key}${sub}${from}: ${message}`);
     }
   }
+  if (parsed.success) problems.push(...securityProblems(parsed.data, yaml.read ? file : null));
   if (problems.length > 0 || !parsed.success) throw AgentConfigError.fromProblems(problems, yaml.read ? file : null);
   const c = parsed.data;
   return {
@@ -237,10 +253,47 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): LoadedAgentC
       killGraceSeconds: c.kill_grace_seconds,
       maxOutputBytes: c.max_output_bytes,
       allowRemoteCommands: c.allow_remote_commands,
+      allowInsecureTransport: c.allow_insecure_transport,
+      sendTokenInQuery: c.send_token_in_query,
+      caFile: c.ca_file ?? null,
+      commandEnv: c.command_env,
       commands: c.commands,
       logLevel: c.log_level,
     },
   };
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(?:\.\d{1,3}){3}$/.test(h);
+}
+
+/** Whether the controller URL is plain ws:// to another host (the token would cross the network in clear). */
+export function isPlaintextToNetwork(controllerUrl: string): boolean {
+  try {
+    const u = new URL(controllerUrl);
+    return u.protocol === 'ws:' && !isLoopbackHost(u.hostname);
+  } catch {
+    return false;
+  }
+}
+
+/** Settings that would expose the token or the host: refused, each with what to do instead. */
+function securityProblems(c: AgentConfigFile, file: string | null): string[] {
+  const problems: string[] = [];
+  if ((c.socket_mode & ~0o660) !== 0) problems.push(`socket_mode: 0${c.socket_mode.toString(8)} is wider than 0660 (the socket accepts finalize for this runner)`);
+  const plaintext = isPlaintextToNetwork(c.controller_url);
+  if (plaintext && !c.allow_insecure_transport) problems.push('controller_url: ws:// to another host sends the token in clear text; use wss://, or set allow_insecure_transport: true');
+  if (plaintext && c.allow_remote_commands) problems.push('allow_remote_commands: needs wss:// (over ws:// anyone on the path could run commands as root)');
+  if (file) {
+    try {
+      const mode = statSync(file).mode;
+      if ((mode & 0o004) !== 0) problems.push(`${file} is readable by every user (mode 0${(mode & 0o777).toString(8)}) and holds the token: chmod 600 ${file}`);
+    } catch {
+      // Read a moment ago; a stat failure changes nothing about what was read.
+    }
+  }
+  return problems;
 }
 
 /** The agent refuses to start without credentials (same message and exit code as e2epool). */

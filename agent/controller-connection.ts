@@ -37,6 +37,10 @@ export interface ControllerConnectionOptions {
   reconnectInitialDelayMs: number;
   reconnectMaxDelayMs: number;
   hello: HelloInfo;
+  /** Also put the token in the URL (e2epool controllers only read it there). */
+  sendTokenInQuery?: boolean;
+  /** Extra CA certificates (PEM) to trust for wss://. */
+  ca?: string;
   /** Answers controller → agent commands (`run`, `exec`); the reply goes back on the same socket. */
   onCommand: (message: Record<string, unknown>) => Promise<Record<string, unknown>>;
   isCommand: (message: Record<string, unknown>) => boolean;
@@ -54,10 +58,13 @@ export function randomHex(bytes: number): string {
   return randomBytes(bytes).toString('hex');
 }
 
-/** The connect URL, e2epool style: query parameters appended with & when the URL has a query. */
-export function buildConnectUrl(controllerUrl: string, runnerId: string, token: string): string {
+/**
+ * The connect URL: the runner id in the query (appended with & when the URL has one), and the token
+ * too only for e2epool controllers (`send_token_in_query`); ours read it from the header.
+ */
+export function buildConnectUrl(controllerUrl: string, runnerId: string, token: string | null): string {
   const sep = controllerUrl.includes('?') ? '&' : '?';
-  return `${controllerUrl}${sep}runner_id=${encodeURIComponent(runnerId)}&token=${encodeURIComponent(token)}`;
+  return `${controllerUrl}${sep}runner_id=${encodeURIComponent(runnerId)}${token !== null ? `&token=${encodeURIComponent(token)}` : ''}`;
 }
 
 /**
@@ -171,8 +178,9 @@ export class ControllerConnection extends EventEmitter {
     logger.info({ controller: redactUrl(controllerUrl), runnerId }, 'connecting to controller');
     let ws: WebSocket;
     try {
-      ws = new WebSocket(buildConnectUrl(controllerUrl, runnerId, token), {
+      ws = new WebSocket(buildConnectUrl(controllerUrl, runnerId, this.opts.sendTokenInQuery ? token : null), {
         headers: { Authorization: `Bearer ${token}` },
+        ...(this.opts.ca ? { ca: this.opts.ca } : {}),
         handshakeTimeout: Math.max(5000, this.opts.heartbeatIntervalMs),
         maxPayload: MAX_CONTROLLER_FRAME_BYTES,
       });

@@ -11,7 +11,7 @@ import {
   loadAgentConfig,
   type AgentConfig,
 } from './config.js';
-import { CommandHandler } from './command-handler.js';
+import { CommandHandler, commandEnvironment } from './command-handler.js';
 import { killAllCommandGroups } from './command-runner.js';
 import { ControllerConnection, errorReply, type ControllerReply } from './controller-connection.js';
 import { groupIdOf } from './groups.js';
@@ -75,6 +75,8 @@ export class AgentDaemon {
       killGraceSeconds: config.killGraceSeconds,
       commandMemoryMs: opts.commandMemoryMs,
       logger,
+      env: commandEnvironment(config.commandEnv),
+      secrets: [config.token],
     });
     this.connection = new ControllerConnection({
       controllerUrl: config.controllerUrl,
@@ -84,6 +86,8 @@ export class AgentDaemon {
       reconnectInitialDelayMs: config.reconnectInitialDelay * 1000,
       reconnectMaxDelayMs: config.reconnectMaxDelay * 1000,
       hello: { agentVersion: AGENT_VERSION, bootId: this.bootId, commands: this.commands.declaredCommands },
+      sendTokenInQuery: config.sendTokenInQuery,
+      ...(config.caFile ? { ca: readFileSync(config.caFile, 'utf8') } : {}),
       isCommand: (m) => CommandHandler.handles(m),
       onCommand: (m) => this.commands.handle(m),
       logger,

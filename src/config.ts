@@ -63,6 +63,7 @@ export const configSchema = z.object({
   AGENT_ROUTE_ATTEMPTS: positiveSeconds(6, 'Attempts to route an agent command to the instance holding the session.'),
   COMMAND_TIMEOUT_SECONDS: positiveSeconds(120, 'Timeout of reset, cleanup and readiness commands run by agents.'),
 
+  AGENT_QUERY_TOKENS: bool(true, 'Accept the agent token in the WebSocket URL (?token=), as e2epool agents send it; turn off once every agent sends the Authorization header (ours do).'),
   WS_HEARTBEAT_INTERVAL: positiveSeconds(30, 'Seconds between WebSocket pings to agents.'),
   WS_HEARTBEAT_TIMEOUT: positiveSeconds(90, 'An agent silent this long is disconnected and marked offline.'),
   HTTPX_TIMEOUT: positiveSeconds(30, 'Timeout of outbound HTTP calls (GitLab, Proxmox) in seconds.'),

@@ -96,6 +96,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
     const authFailures = new AuthFailureLimiter({ perMinute: config.AUTH_FAILURES_PER_MINUTE }, logger);
     const gateway = createAgentGateway({
       authFailures,
+      allowQueryTokens: config.AGENT_QUERY_TOKENS,
       db: database.db,
       instanceId,
       logger,

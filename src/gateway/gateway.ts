@@ -71,6 +71,8 @@ export interface GatewayDeps {
   tuning?: GatewayTuning;
   /** Shared with the HTTP API: failed handshakes count against the address too. */
   authFailures?: AuthFailureLimiter;
+  /** Accept `?token=` (e2epool agents send nothing else); default true. */
+  allowQueryTokens?: boolean;
 }
 
 export type SessionEvent =
@@ -266,7 +268,7 @@ export class AgentGateway {
     if (this.state !== 'running') return rejectUpgrade(socket, 503, 'Controller instance is shutting down', { 'Retry-After': '1' });
     const limiter = this.deps.authFailures;
     if (limiter?.isBlocked(req.socket.remoteAddress)) return rejectUpgrade(socket, 429, TOO_MANY_FAILED_AUTHENTICATIONS, { 'Retry-After': '60' });
-    const creds = readCredentials(req, url);
+    const creds = readCredentials(req, url, { allowQueryToken: this.deps.allowQueryTokens !== false });
     if (!creds.ok) {
       limiter?.recordFailure(req.socket.remoteAddress, 'agent');
       this.logger.warn({ ...where }, `agent handshake rejected: ${creds.detail}`);

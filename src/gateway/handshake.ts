@@ -10,7 +10,7 @@ export type HandshakeCredentials =
  * `Authorization: Bearer <token>` (runner id optional in the query), or e2epool's
  * `?runner_id=<id>&token=<token>`. The header wins when both are present.
  */
-export function readCredentials(req: IncomingMessage, url: URL): HandshakeCredentials {
+export function readCredentials(req: IncomingMessage, url: URL, opts: { allowQueryToken?: boolean } = {}): HandshakeCredentials {
   const runnerId = url.searchParams.get('runner_id') || undefined;
   const header = req.headers.authorization;
   if (header !== undefined) {
@@ -21,6 +21,7 @@ export function readCredentials(req: IncomingMessage, url: URL): HandshakeCreden
     return { ok: true, runnerId, token };
   }
   const token = url.searchParams.get('token');
+  if (token && opts.allowQueryToken === false) return { ok: false, status: 401, detail: 'Send the token in the Authorization header: tokens in the URL are turned off on this controller' };
   if (!token) return { ok: false, status: 401, detail: 'Missing credentials: send Authorization: Bearer <token> or ?runner_id=&token=' };
   return { ok: true, runnerId, token };
 }

@@ -48,6 +48,10 @@ function config(over: Partial<AgentConfig> = {}): AgentConfig {
     killGraceSeconds: 0.2,
     maxOutputBytes: 65536,
     allowRemoteCommands: false,
+    allowInsecureTransport: false,
+    sendTokenInQuery: false,
+    caFile: null,
+    commandEnv: {},
     commands: { reset: 'echo reset-ran', readiness: 'true' },
     logLevel: 'debug',
     ...over,
@@ -78,18 +82,46 @@ async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
 
 const checkpoint = { name: 'job-42-1700000000-abcdef12', runner_id: 'runner-1', job_id: '42', state: 'created', finalize_status: null };
 
-void test('connects with query params and bearer header, says hello with the declared commands', async () => {
+void test('connects with the runner id in the query and the token in the header only, says hello with the declared commands', async () => {
   const ctl = await controller();
   const d = await agent({ controllerUrl: ctl.url });
   const session = await ctl.waitForSessions(1);
   assert.equal(session.url.searchParams.get('runner_id'), 'runner-1');
-  assert.equal(session.url.searchParams.get('token'), TOKEN);
+  assert.equal(session.url.searchParams.get('token'), null, 'no token in the URL, which proxies log');
   assert.equal(session.authorization, `Bearer ${TOKEN}`);
   const hello = session.received.find((m) => m.type === 'hello')!;
   assert.match(hello.id, /^[0-9a-f]+$/);
   assert.deepEqual(hello.payload, { protocol: 2, agent_version: '0.1.0', boot_id: 'boot-1', commands: ['readiness', 'reset'] });
   await waitFor(() => d.connection.session?.sessionEpoch === 1);
   assert.equal(d.connection.session?.instanceId, 'ctl-a');
+});
+
+void test('send_token_in_query also puts the token in the URL, for e2epool controllers', async () => {
+  const ctl = await controller();
+  await agent({ controllerUrl: ctl.url, sendTokenInQuery: true });
+  const session = await ctl.waitForSessions(1);
+  assert.equal(session.url.searchParams.get('token'), TOKEN);
+});
+
+void test('commands run with a minimal declared environment, and the agent token never leaves in their output', async () => {
+  process.env.E2EPOOL_AGENT_TEST_LEAK = 'agent-environment-value';
+  try {
+    const ctl = await controller();
+    await agent({
+      controllerUrl: ctl.url,
+      commandEnv: { DEPLOY_ENV: 'ci' },
+      commands: { reset: 'echo "env:${E2EPOOL_AGENT_TEST_LEAK:-unset} ${DEPLOY_ENV} path:${PATH:+set}"; echo "token=' + TOKEN + '"; echo ' + TOKEN + ' >&2', readiness: 'true' },
+    });
+    const session = await ctl.waitForSessions(1);
+    const reply = await ctl.sendCommand(session, { id: 'c-env', type: 'run', payload: { command: 'reset', command_id: 'c-env-1', timeout: 5 } });
+    const payload = reply.data as { stdout: string; stderr: string; exit_code: number };
+    assert.equal(payload.exit_code, 0);
+    assert.match(payload.stdout, /env:unset ci path:set/);
+    assert.ok(!payload.stdout.includes(TOKEN) && !payload.stderr.includes(TOKEN), 'the token is stripped from the output');
+    assert.match(payload.stdout, /token=\*\*\*/);
+  } finally {
+    delete process.env.E2EPOOL_AGENT_TEST_LEAK;
+  }
 });
 
 void test('an existing query string gets &runner_id=...', async () => {

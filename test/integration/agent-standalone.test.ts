@@ -51,7 +51,7 @@ void test('the one-file bundle runs the agent and the CLI with plain node from a
   ctl.answers.create = (m) => ({ id: m.id, status: 'ok', data: { name: `job-${m.payload.job_id}-1700000000-00aa11bb` }, error: null });
   const socket = path.join(dir, 'agent.sock');
   const config = path.join(dir, 'agent.yml');
-  writeFileSync(config, `controller_url: ${ctl.url}\nrunner_id: r9\ntoken: ${token}\nsocket_path: ${socket}\nsocket_group: none\ncommands:\n  reset: "true"\n`);
+  writeFileSync(config, `controller_url: ${ctl.url}\nrunner_id: r9\ntoken: ${token}\nsocket_path: ${socket}\nsocket_group: none\ncommands:\n  reset: "true"\n`, { mode: 0o600 });
   const env = { PATH: process.env.PATH };
   const agent = spawn(process.execPath, [bundle, 'agent', '--config', config], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -15,7 +15,7 @@ import { AGENT_VERSION } from '../../agent/version.js';
 function tempFile(content: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'e2epool-agent-config-'));
   const file = path.join(dir, 'agent.yml');
-  writeFileSync(file, content);
+  writeFileSync(file, content, { mode: 0o600 });
   return file;
 }
 
@@ -138,11 +138,35 @@ void test('AGENT_VERSION matches package.json', () => {
 });
 
 void test('the shipped example config is valid', () => {
-  const file = new URL('../../agent/packaging/agent.example.yml', import.meta.url).pathname;
+  // Installed with mode 0600, as the packaging does.
+  const file = tempFile(readFileSync(new URL('../../agent/packaging/agent.example.yml', import.meta.url), 'utf8'));
   const { config, warnings } = loadAgentConfig({ configPath: file, env: {} });
   assert.deepEqual(warnings, []);
   assert.equal(config.socketMode, 0o660);
   assert.equal(config.socketGroup, 'gitlab-runner');
   assert.deepEqual(Object.keys(config.commands).sort(), ['cleanup', 'readiness', 'reset']);
   assert.equal(config.allowRemoteCommands, false);
+});
+
+void test('refuses settings that expose the token or the host', () => {
+  const problems = (yaml: string, env: NodeJS.ProcessEnv = {}) => {
+    try {
+      loadAgentConfig({ configPath: tempFile(yaml), env });
+      return [];
+    } catch (err) {
+      return String((err as Error).message).split('\n').slice(1).map((l) => l.trim());
+    }
+  };
+  const base = 'runner_id: r1\ntoken: secret-token-of-the-agent-123\n';
+  assert.deepEqual(problems(`${base}controller_url: wss://ctl.example.com/ws/agent\n`), []);
+  assert.deepEqual(problems(`${base}controller_url: ws://127.0.0.1:8080/ws/agent\nallow_remote_commands: true\n`), [], 'loopback ws is this machine');
+  assert.match(problems(`${base}controller_url: ws://ctl.example.com/ws/agent\n`).join('\n'), /ws:\/\/ to another host sends the token in clear text/);
+  assert.deepEqual(problems(`${base}controller_url: ws://ctl.example.com/ws/agent\nallow_insecure_transport: true\n`), []);
+  assert.match(problems(`${base}controller_url: ws://ctl.example.com/ws/agent\nallow_insecure_transport: true\nallow_remote_commands: true\n`).join('\n'), /allow_remote_commands: needs wss:\/\//);
+  assert.match(problems(`${base}socket_mode: 0666\n`).join('\n'), /socket_mode: 0666 is wider than 0660/);
+  assert.deepEqual(problems(`${base}socket_mode: 0600\n`), []);
+  const readable = tempFile(base);
+  chmodSync(readable, 0o644);
+  assert.throws(() => loadAgentConfig({ configPath: readable, env: {} }), /is readable by every user \(mode 0644\) and holds the token: chmod 600/);
+  assert.throws(() => loadAgentConfig({ configPath: readable, env: {} }), (err: Error) => !err.message.includes('secret-token-of-the-agent'));
 });

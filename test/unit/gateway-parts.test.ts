@@ -106,3 +106,12 @@ void describe('handshake credentials', () => {
     }
   });
 });
+
+void describe('query tokens can be turned off', () => {
+  void it('refuses ?token= when the controller accepts the header only', () => {
+    const req = (authorization?: string) => ({ headers: authorization ? { authorization } : {} }) as never;
+    const url = new URL('ws://c/ws/agent?runner_id=r1&token=t');
+    assert.deepEqual(readCredentials(req(), url, { allowQueryToken: false }), { ok: false, status: 401, detail: 'Send the token in the Authorization header: tokens in the URL are turned off on this controller' });
+    assert.deepEqual(readCredentials(req('Bearer t2'), url, { allowQueryToken: false }), { ok: true, runnerId: 'r1', token: 't2' });
+  });
+});
