@@ -42,6 +42,7 @@ export const configSchema = z.object({
   TEMPORAL_REGISTER_SEARCH_ATTRIBUTES: bool(false, 'Register missing search attributes at start instead of refusing to start.'),
 
   ADMIN_TOKEN: optionalSecret('Bearer token of the admin API and dashboard; unset disables them (503).'),
+  ADMIN_TOKENS_FILE: z.string().min(1).optional().describe('YAML file of named admin tokens (`alice: <token>` per line, 24+ characters each); re-read when it changes, so tokens rotate without a restart; the name is the actor in the audit log.'),
   TOKEN_PEPPER: optionalSecret('Secret key (24 characters or more) for HMAC-SHA256 of runner tokens. serve and worker refuse to start without it; only dev generates one.'),
 
   CHECKPOINT_TTL_SECONDS: positiveSeconds(1800, 'Age at which a checkpoint without a finalize is checked against its GitLab job.'),

@@ -2,6 +2,8 @@
 // gateway, HTTP API and webhook dispatcher; and stops it gracefully. Used by `serve`, `dev` and the
 // integration tests (several instances in one test).
 import http from 'node:http';
+import { AdminTokens } from './api/admin-tokens.js';
+import { createAuditRouter } from './api/routes/audit.js';
 import express from 'express';
 import { AuthFailureLimiter } from './api/auth-failures.js';
 import { randomBytes } from 'node:crypto';
@@ -142,10 +144,12 @@ export async function startController(config: Config, opts: ControllerOptions = 
         dashboard,
         ...(config.METRICS_PORT === undefined ? [metricsRouter] : []),
         createStatsRouter({ db: database.db, adminToken: config.ADMIN_TOKEN }),
+        createAuditRouter({ db: database.db, adminToken: config.ADMIN_TOKEN }),
         createHousekeepingRouter({ client, taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, adminToken: config.ADMIN_TOKEN }),
       ],
     });
     app.locals.authFailures = authFailures;
+    app.locals.adminTokens = new AdminTokens({ token: config.ADMIN_TOKEN, file: config.ADMIN_TOKENS_FILE, logger });
     const server = http.createServer(
       { headersTimeout: config.HTTP_HEADERS_TIMEOUT_SECONDS * 1000, requestTimeout: config.HTTP_REQUEST_TIMEOUT_SECONDS * 1000, keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_SECONDS * 1000 },
       app,

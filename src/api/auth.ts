@@ -4,6 +4,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Runner } from '../inventory/registry.js';
 import { TOO_MANY_FAILED_AUTHENTICATIONS, type AuthFailureLimiter } from './auth-failures.js';
+import { AdminTokens } from './admin-tokens.js';
 
 /** The app's limiter of failed authentications (app.locals), when it has one. */
 function limiterOf(req: Request): AuthFailureLimiter | undefined {
@@ -41,7 +42,8 @@ export interface RunnerTokenAuthenticator {
 }
 
 export interface AdminIdentity {
-  actor: 'admin';
+  /** `admin` for E2EPOOL_ADMIN_TOKEN, else the name from the admin tokens file. */
+  actor: string;
 }
 
 /** Sets `res.locals.runner` to the active runner owning the bearer token. */
@@ -81,16 +83,22 @@ export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(a, b) && given.length === expected.length;
 }
 
-/** Sets `res.locals.admin`. An unset or empty admin token disables the admin API (503). */
+/**
+ * Sets `res.locals.admin`. The app's AdminTokens (app.locals.adminTokens) decide when present, else
+ * the given token. No admin token at all disables the admin API (503). Every answer is no-store.
+ */
 export function requireAdminToken(adminToken: string | undefined): RequestHandler {
+  const fallback = new AdminTokens({ token: adminToken });
   return (req: Request, res: Response, next: NextFunction) => {
+    res.set('Cache-Control', 'no-store');
     if (refusedForFailures(req, res)) return;
+    const tokens = (req.app?.locals?.adminTokens as AdminTokens | undefined) ?? fallback;
     const header = req.headers.authorization;
     if (header === undefined) {
-      res.status(422).json({ detail: MISSING_AUTHORIZATION_DETAIL });
+      res.status(401).set('WWW-Authenticate', 'Bearer').json({ detail: 'Missing admin token: send Authorization: Bearer <token>' });
       return;
     }
-    if (!adminToken) {
+    if (!tokens.configured()) {
       res.status(503).json({ detail: 'Admin API not configured' });
       return;
     }
@@ -100,12 +108,13 @@ export function requireAdminToken(adminToken: string | undefined): RequestHandle
       res.status(401).json({ detail: 'Invalid authorization header' });
       return;
     }
-    if (!sameSecret(token, adminToken)) {
+    const actor = tokens.actorFor(token);
+    if (actor === null) {
       failed(req, 'admin');
       res.status(403).json({ detail: 'Invalid admin token' });
       return;
     }
-    const admin: AdminIdentity = { actor: 'admin' };
+    const admin: AdminIdentity = { actor };
     res.locals.admin = admin;
     next();
   };

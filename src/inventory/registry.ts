@@ -265,6 +265,8 @@ export class RunnerRegistry {
     return this.db.transaction(async (tx) => {
       const [existing] = await tx.select().from(runners).where(eq(runners.runnerId, config.runnerId)).for('update');
       if (existing?.isActive) throw conflict();
+      // An inventory id stays the inventory's: re-creating it here would hand its identity to the API.
+      if (existing?.source === 'inventory') throw new E2epoolError('conflict', `Runner id '${config.runnerId}' belongs to the inventory file; choose another id`);
       if (existing) {
         const [row] = await tx
           .update(runners)
@@ -286,6 +288,8 @@ export class RunnerRegistry {
 
   /** Soft delete. null when the runner is unknown or already inactive. */
   async deactivateRunner(runnerId: string): Promise<Runner | null> {
+    const [current] = await this.db.select({ source: runners.source }).from(runners).where(and(eq(runners.runnerId, runnerId), eq(runners.isActive, true)));
+    if (current?.source === 'inventory') throw new E2epoolError('invalid_state', `Runner '${runnerId}' comes from the inventory file: remove it there`);
     const [row] = await this.db
       .update(runners)
       .set({ isActive: false, updatedAt: new Date() })

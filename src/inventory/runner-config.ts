@@ -28,7 +28,10 @@ const INT32_MAX = 2_147_483_647;
 
 // YAML gives numbers where a string is meant (`proxmox_node: 1`) and `${ENV}` expansion gives
 // strings where a number is meant (`proxmox_vmid: ${VMID}`): both are accepted.
-const optionalText = z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().nullish());
+const textOfAtMost = (max: number) => z.preprocess((v) => (typeof v === 'number' ? String(v) : v), z.string().max(max).nullish());
+const optionalText = textOfAtMost(255);
+/** Shell command lines and file paths. */
+const longText = textOfAtMost(4096);
 const optionalInt = z.preprocess(
   (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
   z.number().int().min(0).max(INT32_MAX).nullish(),
@@ -42,7 +45,7 @@ const optionalBool = z.preprocess((v) => {
 }, z.boolean().nullish());
 const tagList = z.preprocess(
   (v) => (Array.isArray(v) ? v.map((t) => (typeof t === 'number' ? String(t) : t)) : v),
-  z.array(z.string()).nullish(),
+  z.array(z.string().max(100)).max(50).nullish(),
 );
 const fingerprint = z
   .string()
@@ -52,6 +55,7 @@ const fingerprint = z
   .nullish();
 const httpUrl = z
   .string()
+  .max(2048)
   .regex(/^https?:\/\/[^\s/]+/, { message: 'Value error, gitlab_url must be an http:// or https:// URL' })
   .nullish();
 
@@ -66,22 +70,22 @@ export const runnerFieldsShape = {
   proxmox_host: optionalText,
   proxmox_user: optionalText,
   proxmox_token_name: optionalText,
-  proxmox_token_value: optionalText,
+  proxmox_token_value: longText,
   proxmox_node: optionalText,
   proxmox_vmid: optionalInt,
-  reset_cmd: optionalText,
-  cleanup_cmd: optionalText,
-  readiness_cmd: optionalText,
+  reset_cmd: longText,
+  cleanup_cmd: longText,
+  readiness_cmd: longText,
   gitlab_runner_id: optionalInt,
   tags: tagList,
   // Ours: per-runner CI settings (e2epool's docs had them, its loader dropped them).
   ci_adapter: optionalText,
   gitlab_url: httpUrl,
-  gitlab_token: optionalText,
+  gitlab_token: longText,
   reset_mode: z.enum(RESET_MODES).nullish(),
   success_action: z.enum(SUCCESS_ACTIONS).nullish(),
   proxmox_verify_tls: optionalBool,
-  proxmox_ca_file: optionalText,
+  proxmox_ca_file: longText,
   proxmox_fingerprint: fingerprint,
   proxmox_required_tag: optionalText,
   proxmox_pool: optionalText,

@@ -97,10 +97,12 @@ void describe('admin runner API over HTTP', () => {
   });
 
   void describe('admin token checks (§4.1, scenarios 52-57)', () => {
-    void it('no Authorization header → 422 with FastAPI detail', async () => {
+    void it('no Authorization header → 401, and every admin answer is no-store', async () => {
       const r = await call('GET', '/api/runners', { token: null });
-      assert.equal(r.status, 422);
-      assert.deepEqual(r.body, { detail: [{ type: 'missing', loc: ['header', 'authorization'], msg: 'Field required', input: null }] });
+      assert.equal(r.status, 401);
+      assert.deepEqual(r.body, { detail: 'Missing admin token: send Authorization: Bearer <token>' });
+      const ok = await fetch(`${base}/api/runners`, { headers: { authorization: `Bearer ${ADMIN}` } });
+      assert.equal(ok.headers.get('cache-control'), 'no-store');
     });
 
     void it('no case-sensitive Bearer prefix → 401', async () => {
@@ -123,7 +125,7 @@ void describe('admin runner API over HTTP', () => {
         const r = await call('GET', '/api/runners', { auth, baseUrl: unconfiguredBase });
         assert.deepEqual([r.status, r.body], [503, { detail: 'Admin API not configured' }]);
       }
-      assert.equal((await call('GET', '/api/runners', { token: null, baseUrl: unconfiguredBase })).status, 422);
+      assert.equal((await call('GET', '/api/runners', { token: null, baseUrl: unconfiguredBase })).status, 401);
     });
 
     void it('the right token → 200 [] on an empty registry (scenarios 55, 65)', async () => {
