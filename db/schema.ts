@@ -28,6 +28,11 @@ export const runners = pgTable(
     backend: varchar('backend', { length: 50 }).notNull(),
     /** HMAC-SHA256(TOKEN_PEPPER, token), hex. The plain token is never stored. */
     tokenHash: varchar('token_hash', { length: 64 }).notNull(),
+    /**
+     * HMAC of the agent's own credential. Set: only it opens agent sessions (CI jobs hold the runner
+     * token, never this one). Null: the legacy scheme, the runner token opens them too.
+     */
+    agentTokenHash: varchar('agent_token_hash', { length: 64 }),
     proxmoxHost: varchar('proxmox_host', { length: 255 }),
     proxmoxUser: varchar('proxmox_user', { length: 255 }),
     proxmoxTokenName: varchar('proxmox_token_name', { length: 255 }),
@@ -51,6 +56,7 @@ export const runners = pgTable(
   },
   (t) => [
     uniqueIndex('ix_runners_runner_id').on(t.runnerId),
+    uniqueIndex('ix_runners_agent_token_hash').on(t.agentTokenHash),
     uniqueIndex('ix_runners_token_hash').on(t.tokenHash),
     check('ck_runner_backend', sql`${t.backend} in ('proxmox', 'bare_metal')`),
     check('ck_runner_source', sql`${t.source} in ('inventory', 'api')`),

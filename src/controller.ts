@@ -2,6 +2,8 @@
 // gateway, HTTP API and webhook dispatcher; and stops it gracefully. Used by `serve`, `dev` and the
 // integration tests (several instances in one test).
 import http from 'node:http';
+import { agentAuthenticator } from './inventory/agent-credential.js';
+import { raiseAlert } from './store/alert-store.js';
 import { AdminTokens } from './api/admin-tokens.js';
 import { createAuditRouter } from './api/routes/audit.js';
 import express from 'express';
@@ -96,6 +98,8 @@ export async function startController(config: Config, opts: ControllerOptions = 
       createRateLimit: { burst: config.CREATE_RATE_LIMIT_BURST, perMinute: config.CREATE_RATE_LIMIT_PER_MINUTE },
     });
     const authFailures = new AuthFailureLimiter({ perMinute: config.AUTH_FAILURES_PER_MINUTE }, logger);
+    // Set once the alert monitor exists; sessions are replaced only after start.
+    let alertSessionReplaced: (info: { runnerId: string; previousRemote?: string | undefined; remote?: string | undefined }) => void = () => undefined;
     const gateway = createAgentGateway({
       authFailures,
       allowQueryTokens: config.AGENT_QUERY_TOKENS,
@@ -104,11 +108,8 @@ export async function startController(config: Config, opts: ControllerOptions = 
       logger,
       heartbeatIntervalSeconds: config.WS_HEARTBEAT_INTERVAL,
       heartbeatTimeoutSeconds: config.WS_HEARTBEAT_TIMEOUT,
-      authenticate: async (runnerId, token) => {
-        const runner = await registry.authenticateRunnerToken(token);
-        if (!runner || (runnerId !== undefined && runnerId !== runner.runnerId)) return null;
-        return { runnerId: runner.runnerId };
-      },
+      authenticate: agentAuthenticator(registry, logger),
+      onSessionReplaced: (info) => alertSessionReplaced(info),
       requests: agentRequestHandlerFor(service),
     });
     registry.onRunnerDeactivated(({ runnerId }) => void gateway.closeRunnerSessions(runnerId, 'runner deactivated'));
@@ -220,6 +221,17 @@ export async function startController(config: Config, opts: ControllerOptions = 
       }),
     );
     dispatcher.start();
+    alertSessionReplaced = (info) => {
+      const alert = {
+        key: `agent_session_replaced:${info.runnerId}`,
+        severity: 'warning' as const,
+        message: `Runner ${info.runnerId}: a new agent session (from ${info.remote ?? 'unknown'}) replaced one that was still open (from ${info.previousRemote ?? 'unknown'}). If its agent did not restart, someone else holds its credential.`,
+        runnerId: info.runnerId,
+      };
+      void raiseAlert(database.db, alert)
+        .then(({ raised }) => raised && alertMonitor.onAlert(alert))
+        .catch((err: unknown) => logger.error({ err, runnerId: info.runnerId }, 'could not raise the session-replaced alert'));
+    };
     alertMonitor.start();
 
     // Graceful stop, in order: stop taking work, let in-flight agent commands finish, close sockets

@@ -73,6 +73,8 @@ export interface GatewayDeps {
   authFailures?: AuthFailureLimiter;
   /** Accept `?token=` (e2epool agents send nothing else); default true. */
   allowQueryTokens?: boolean;
+  /** A new session took over from one that was still open (same runner): someone else may hold its credential. */
+  onSessionReplaced?: (info: { runnerId: string; previousEpoch: number; newEpoch: number; previousRemote?: string | undefined; remote?: string | undefined }) => void;
 }
 
 export type SessionEvent =
@@ -109,6 +111,7 @@ export class AgentGateway {
   private readonly presence: PresenceStore;
   /** Kept for periodic re-authentication; never logged, never on the session object. */
   private readonly tokens = new WeakMap<AgentSession, string>();
+  private readonly remotes = new WeakMap<AgentSession, string | undefined>();
   private readonly servers = new Map<Server, (req: IncomingMessage, socket: Duplex, head: Buffer) => void>();
   private readonly logger: Logger;
   private readonly rateLimit: RateLimitSettings;
@@ -309,6 +312,7 @@ export class AgentGateway {
   private onConnection(ws: WebSocket, runnerId: string, epoch: number, token: string, where: { url: string; remote?: string }): void {
     const session = new AgentSession(ws, runnerId, epoch, this.rateLimit);
     this.tokens.set(session, token);
+    this.remotes.set(session, where.remote);
     ws.on('error', (err) => this.logger.warn({ runnerId, sessionEpoch: epoch, error: err.message }, 'agent socket error'));
     ws.on('close', (code) => void this.teardown(session, code));
     ws.on('pong', () => this.onAlive(session, monotonicNow()));
@@ -321,7 +325,8 @@ export class AgentGateway {
       return;
     }
     if (replaced) {
-      this.logger.info({ runnerId, sessionEpoch: replaced.sessionEpoch, newSessionEpoch: epoch }, 'agent session replaced');
+      this.logger.warn({ runnerId, sessionEpoch: replaced.sessionEpoch, newSessionEpoch: epoch, previousRemote: this.remotes.get(replaced), remote: where.remote }, 'agent session replaced while still open');
+      this.deps.onSessionReplaced?.({ runnerId, previousEpoch: replaced.sessionEpoch, newEpoch: epoch, previousRemote: this.remotes.get(replaced), remote: where.remote });
       replaced.close(CLOSE_CODES.replaced, 'replaced', 'replaced by a newer session', this.closeTimeoutMs);
     }
     void session.presence(() => this.recordPresence(session, true));

@@ -19,6 +19,8 @@ import {
 /** A validated inventory runner: its configuration and its plain bearer token (hashed on sync). */
 export interface InventoryRunner extends RunnerConfig {
   token: string;
+  /** The agent's own credential (`agent_token`); unset keeps the legacy scheme. */
+  agentToken?: string;
 }
 
 export interface InventoryFile {
@@ -175,8 +177,16 @@ export function parseInventory(text: string, opts: { path?: string; env?: NodeJS
       problems.push(`Runner '${input.runner_id}' has a token shorter than ${MIN_TOKEN_LENGTH} characters; generate one with: openssl rand -hex 24`);
       return;
     }
+    if (input.agent_token != null && input.agent_token.length < MIN_TOKEN_LENGTH) {
+      problems.push(`Runner '${input.runner_id}' has an agent_token shorter than ${MIN_TOKEN_LENGTH} characters; generate one with: openssl rand -hex 24`);
+      return;
+    }
+    if (input.agent_token != null && input.agent_token === input.token) {
+      problems.push(`Runner '${input.runner_id}' has the same agent_token as token: the agent's credential must be one CI jobs never see.`);
+      return;
+    }
     warnings.push(...runnerWarnings(input));
-    runners.push({ ...toRunnerConfig(input), token: input.token });
+    runners.push({ ...toRunnerConfig(input), token: input.token, ...(input.agent_token ? { agentToken: input.agent_token } : {}) });
   });
 
   if (problems.length > 0) throw new InventoryError('inventory_invalid', path, problems);

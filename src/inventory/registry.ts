@@ -25,6 +25,8 @@ export type RunnerSource = 'inventory' | 'api';
 /** A registered runner with its options resolved. Carries no token and no token hash. */
 export interface Runner extends RunnerConfig {
   source: RunnerSource;
+  /** The agent has its own credential; false = legacy scheme (the runner token opens agent sessions). */
+  hasAgentCredential: boolean;
   isActive: boolean;
   drained: boolean;
   createdAt: Date;
@@ -60,6 +62,8 @@ export interface RunnerResponse {
   proxmox_pool: string | null;
   snapshot_vmstate: boolean;
   allow_insecure_transport: boolean;
+  /** `agent_token`: the agent has its own credential; `runner_token`: legacy, CI's token opens agent sessions. */
+  agent_credential: 'agent_token' | 'runner_token';
   /** Only in the answers that issue a token (create, rotate): shown once. */
   token?: string;
 }
@@ -107,6 +111,7 @@ export function rowToRunner(row: RunnerRow): Runner {
     tags: Array.isArray(row.tags) ? row.tags : [],
     options: parseRunnerOptions(row.options ?? {}, row.backend, row.cleanupCmd),
     source: row.source === 'inventory' ? 'inventory' : 'api',
+    hasAgentCredential: row.agentTokenHash !== null && row.agentTokenHash !== undefined,
     isActive: row.isActive,
     drained: row.drained,
     createdAt: row.createdAt,
@@ -145,6 +150,7 @@ export function runnerView(runner: Runner | RunnerRow, token?: string): RunnerRe
     proxmox_pool: r.options.proxmoxPool,
     snapshot_vmstate: r.options.snapshotVmstate,
     allow_insecure_transport: r.options.allowInsecureTransport,
+    agent_credential: r.hasAgentCredential ? 'agent_token' : 'runner_token',
   };
   if (token !== undefined) view.token = token;
   return view;
@@ -233,6 +239,42 @@ export class RunnerRegistry {
       .limit(1);
     if (!row || !tokenHashesEqual(row.tokenHash, hash) || token.length === 0) return null;
     return rowToRunner(row);
+  }
+
+  /**
+   * Who may open an agent session: the runner's agent credential when it has one; otherwise (the
+   * legacy scheme) its runner token. A runner token is refused once an agent credential exists.
+   */
+  async authenticateAgent(token: string): Promise<{ runner: Runner; scheme: 'agent_token' | 'runner_token' } | { refused: string } | null> {
+    if (typeof token !== 'string' || token.length === 0) return null;
+    const hash = this.hashToken(token);
+    const [agentRow] = await this.db
+      .select()
+      .from(runners)
+      .where(and(eq(runners.agentTokenHash, hash), eq(runners.isActive, true)))
+      .limit(1);
+    if (agentRow && tokenHashesEqual(agentRow.agentTokenHash!, hash)) return { runner: rowToRunner(agentRow), scheme: 'agent_token' };
+    const runner = await this.authenticateRunnerToken(token);
+    if (!runner) return null;
+    if (runner.hasAgentCredential) return { refused: runner.runnerId };
+    return { runner, scheme: 'runner_token' };
+  }
+
+  /** Issues the agent's own credential for an active API runner; from then on only it opens sessions. */
+  async rotateAgentToken(runnerId: string): Promise<{ runner: Runner; agentToken: string } | null> {
+    const agentToken = generateRunnerToken();
+    const agentTokenHash = this.hashToken(agentToken);
+    const result = await this.db.transaction(async (tx) => {
+      const [existing] = await tx.select().from(runners).where(eq(runners.runnerId, runnerId)).for('update');
+      if (!existing || !existing.isActive) return null;
+      if (existing.source === 'inventory') {
+        throw new E2epoolError('invalid_state', `Runner '${runnerId}' comes from the inventory file: set its agent_token there`);
+      }
+      const [row] = await tx.update(runners).set({ agentTokenHash, updatedAt: new Date() }).where(eq(runners.id, existing.id)).returning();
+      return { runner: rowToRunner(row!), agentToken };
+    });
+    if (result) await this.emit(this.rotatedListeners, { runnerId, cause: 'api' });
+    return result;
   }
 
   /** Active runners only, unless asked otherwise. */
@@ -406,14 +448,15 @@ export class RunnerRegistry {
       return { kind: 'skipped', warning: `Inventory runner '${id}' skipped: its token is already used by runner '${holder}'.` };
     }
     const cols = configColumns(runner);
+    const agentTokenHash = runner.agentToken ? this.hashToken(runner.agentToken) : null;
     if (!existing) {
-      await tx.insert(runners).values({ runnerId: id, ...cols, tokenHash, source: 'inventory', isActive: true, createdAt: now, updatedAt: now });
+      await tx.insert(runners).values({ runnerId: id, ...cols, tokenHash, agentTokenHash, source: 'inventory', isActive: true, createdAt: now, updatedAt: now });
       holderOfHash.set(tokenHash, id);
       return { kind: 'created', tokenChanged: false };
     }
-    const tokenChanged = existing.tokenHash !== tokenHash;
+    const tokenChanged = existing.tokenHash !== tokenHash || (existing.agentTokenHash ?? null) !== agentTokenHash;
     if (!tokenChanged && existing.isActive && sameColumns(existing, cols)) return { kind: 'unchanged', tokenChanged: false };
-    await tx.update(runners).set({ ...cols, tokenHash, isActive: true, updatedAt: now }).where(eq(runners.id, existing.id));
+    await tx.update(runners).set({ ...cols, tokenHash, agentTokenHash, isActive: true, updatedAt: now }).where(eq(runners.id, existing.id));
     holderOfHash.delete(existing.tokenHash);
     holderOfHash.set(tokenHash, id);
     return { kind: existing.isActive ? 'updated' : 'reactivated', tokenChanged };

@@ -102,10 +102,11 @@ export type RunnerInput = z.infer<typeof runnerInputSchema>;
 export const inventoryRunnerSchema = z.object({
   ...runnerFieldsShape,
   token: z.string().min(1, { message: 'String should have at least 1 character' }),
+  agent_token: z.string().min(1).nullish(),
 });
 export type InventoryRunnerInput = z.infer<typeof inventoryRunnerSchema>;
 
-export const RUNNER_KEYS: ReadonlySet<string> = new Set([...Object.keys(runnerFieldsShape), 'token']);
+export const RUNNER_KEYS: ReadonlySet<string> = new Set([...Object.keys(runnerFieldsShape), 'token', 'agent_token']);
 
 /** A runner's settings after validation, with the defaults applied. No token. */
 export interface RunnerConfig {

@@ -41,7 +41,7 @@ export async function liveness(db: Db): Promise<LivenessAnswer> {
 export interface HealthSummary {
   status: 'healthy' | 'degraded' | 'unhealthy';
   activeWorkers: number;
-  runners: { total: number; online: number; offline: number; busy: number; idle: number; paused: number; needsAttention: number };
+  runners: { total: number; online: number; offline: number; busy: number; idle: number; paused: number; needsAttention: number; legacyAgentCredential: number };
   queueDepth: number;
   stats: { windowHours: 24; created: number; succeeded: number; failed: number; gcReset: number; successRate: number | null };
   maintenance: MaintenanceState | null;
@@ -89,7 +89,7 @@ export function createHealthReporter(deps: HealthDeps) {
     const namespace = deps.temporal?.namespace ?? 'default';
     const [temporalOk, counts] = await Promise.all([temporalReachable(), readCounts(deps.db).catch(() => null)]);
     const maintenance = counts ? await readMaintenance(deps.db).catch(() => null) : null;
-    const c = counts ?? { total: 0, online: 0, busy: 0, idle: 0, paused: 0, needsAttention: 0, queueDepth: 0, created: 0, succeeded: 0, failed: 0, gcReset: 0 };
+    const c = counts ?? { total: 0, online: 0, busy: 0, idle: 0, paused: 0, needsAttention: 0, queueDepth: 0, created: 0, succeeded: 0, failed: 0, gcReset: 0, legacyAgentCredential: 0 };
     const decided = c.succeeded + c.failed;
     let status: HealthSummary['status'] = 'healthy';
     if (!counts) status = 'unhealthy';
@@ -97,7 +97,8 @@ export function createHealthReporter(deps: HealthDeps) {
     return {
       status,
       activeWorkers: c.online,
-      runners: { total: c.total, online: c.online, offline: c.total - c.online, busy: c.busy, idle: c.idle, paused: c.paused, needsAttention: c.needsAttention },
+      // Runners whose agent sessions still open with the runner token (the one CI jobs hold).
+      runners: { total: c.total, online: c.online, offline: c.total - c.online, busy: c.busy, idle: c.idle, paused: c.paused, needsAttention: c.needsAttention, legacyAgentCredential: c.legacyAgentCredential },
       queueDepth: c.queueDepth,
       stats: { windowHours: 24, created: c.created, succeeded: c.succeeded, failed: c.failed, gcReset: c.gcReset, successRate: decided ? Math.round((c.succeeded / decided) * 1000) / 1000 : null },
       maintenance,
@@ -112,7 +113,7 @@ export function createHealthReporter(deps: HealthDeps) {
 
 async function readCounts(db: Db) {
   const result: any = await db.execute(sql`
-    with active_runners as (select runner_id from runners where is_active),
+    with active_runners as (select runner_id, agent_token_hash from runners where is_active),
     online as (
       select distinct p.runner_id from agent_presence p
       join controller_instances i on i.instance_id = p.instance_id
@@ -122,6 +123,7 @@ async function readCounts(db: Db) {
     busy as (select distinct runner_id from checkpoints where holds_claim and runner_id in (select runner_id from active_runners))
     select
       (select count(*) from active_runners) as total,
+      (select count(*) from active_runners where agent_token_hash is null) as legacy_agent_credential,
       (select count(*) from online) as online,
       (select count(*) from busy) as busy,
       (select count(*) from online where runner_id not in (select runner_id from busy)) as idle,
@@ -146,5 +148,6 @@ async function readCounts(db: Db) {
     succeeded: toNumber(row.succeeded),
     failed: toNumber(row.failed),
     gcReset: toNumber(row.gc_reset),
+    legacyAgentCredential: toNumber(row.legacy_agent_credential),
   };
 }

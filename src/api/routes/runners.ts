@@ -25,7 +25,7 @@ export interface AuditRecorder {
 
 export type RunnerRegistryApi = Pick<
   RunnerRegistry,
-  'authenticateRunnerToken' | 'getRunner' | 'listRunners' | 'createRunner' | 'deactivateRunner' | 'rotateToken' | 'setDrained'
+  'authenticateRunnerToken' | 'getRunner' | 'listRunners' | 'createRunner' | 'deactivateRunner' | 'rotateToken' | 'rotateAgentToken' | 'setDrained'
 >;
 
 export interface RunnersRouterOptions {
@@ -123,6 +123,15 @@ export function createRunnersRouter(opts: RunnersRouterOptions): Router {
     if (!rotated) throw new E2epoolError('runner_not_found', RUNNER_NOT_FOUND);
     await recordAudit(res, 'runner.rotate_token', runnerId);
     res.set('Cache-Control', 'no-store').json(runnerView(rotated.runner, rotated.token));
+  });
+
+  // The agent's own credential (shown once): from then on the runner token cannot open agent sessions.
+  router.post('/api/runners/:runnerId/rotate-agent-token', async (req: Request<{ runnerId: string }>, res: Response) => {
+    const runnerId = req.params.runnerId;
+    const rotated = await registry.rotateAgentToken(runnerId);
+    if (!rotated) throw new E2epoolError('runner_not_found', RUNNER_NOT_FOUND);
+    await recordAudit(res, 'runner.rotate_agent_token', runnerId);
+    res.set('Cache-Control', 'no-store').json({ ...runnerView(rotated.runner), agent_token: rotated.agentToken });
   });
 
   for (const [path, drained] of [
