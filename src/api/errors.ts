@@ -65,6 +65,17 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
       res.status(413).json({ detail: 'Request body too large' });
       return;
     }
+    // Text PostgreSQL cannot store (a NUL byte, broken UTF-8) is the client's input, not our failure.
+    const pgCode = (err?.cause ?? err)?.code;
+    if (pgCode === '22021' || pgCode === '22P05') {
+      res.status(400).json({ detail: 'The request contains characters that cannot be stored (NUL or invalid UTF-8)' });
+      return;
+    }
+    // A path parameter with broken percent-encoding (`/api/checkpoints/%ZZ`): the router cannot decode it.
+    if (err instanceof URIError) {
+      res.status(400).json({ detail: 'Malformed percent-encoding in the URL' });
+      return;
+    }
     if (typeof err?.status === 'number' && err.status >= 400 && err.status < 500 && err.expose) {
       res.status(err.status).json({ detail: String(err.message ?? 'Bad request') });
       return;

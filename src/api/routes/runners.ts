@@ -148,7 +148,7 @@ export function createRunnersRouter(opts: RunnersRouterOptions): Router {
   }
 
   // Errors of the routes above only: domain errors keep their status and detail; bodies that are
-  // not JSON are a FastAPI-style 422; anything else is logged and answered without internals.
+  // not JSON are a FastAPI-style 422.
   router.use((err: any, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) {
       next(err);
@@ -166,8 +166,8 @@ export function createRunnersRouter(opts: RunnersRouterOptions): Router {
       res.status(413).json({ detail: 'Request body too large' });
       return;
     }
-    logger?.error({ err }, 'admin runner API request failed');
-    res.status(500).json({ detail: 'Internal server error' });
+    // Everything else (a malformed URL, a failure of ours) is the app's one error mapping.
+    next(err);
   });
 
   return router;
