@@ -4,7 +4,7 @@
 // with one line naming the port and the flag.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -158,6 +158,8 @@ void describe('e2epool dev', { concurrency: true }, () => {
     assert.ok(finished, `missing end states ${wanted.filter((k) => !firstSeen.has(k)).join(', ')}:\n${run.output().slice(-3000)}`);
     process.stdout.write(`# dev ready after ${readyMs} ms; first end states after (ms): ${wanted.map((k) => `${k}=${firstSeen.get(k)}`).join(' ')}\n`);
 
+    await assertNoSecretLeaks(run, { apiUrl, adminToken, temporalAddress });
+
     run.child.kill('SIGTERM');
     const { code } = await run.exited;
     assert.equal(code, 0, run.output().slice(-3000));
@@ -196,3 +198,80 @@ void describe('e2epool dev', { concurrency: true }, () => {
     }
   });
 });
+
+/** Every file under `dir`, recursively (logs, sockets skipped). */
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...filesUnder(full));
+    else if (entry.isFile()) out.push(full);
+  }
+  return out;
+}
+
+/** Payload data is base64 JSON: decode every `data` field so a secret inside one is seen too. */
+function decodedPayloads(value: unknown, out: string[] = []): string[] {
+  if (Array.isArray(value)) for (const v of value) decodedPayloads(v, out);
+  else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'data' && typeof v === 'string') out.push(Buffer.from(v, 'base64').toString('utf8'));
+      else decodedPayloads(v, out);
+    }
+  }
+  return out;
+}
+
+/**
+ * After a full demo lifecycle, no credential appears in what operators and their tools see: the
+ * controller's and agents' logs, every Temporal history (payloads decoded), the dashboard page and
+ * its state, /metrics, /health and the admin API's answers. The admin token is printed once in the
+ * start-up banner by design, and nowhere else.
+ */
+async function assertNoSecretLeaks(run: DevRun, urls: { apiUrl: string; adminToken: string; temporalAddress: string }): Promise<void> {
+  const devDir = path.join(run.dir, '.data', 'dev');
+  const stored = JSON.parse(readFileSync(path.join(devDir, 'secrets.json'), 'utf8')) as Record<string, string>;
+  const inventory = readFileSync(path.join(devDir, 'inventory.yml'), 'utf8');
+  const runnerTokens = [...inventory.matchAll(/^\s*token:\s*"?([^"\s]+)"?\s*$/gm)].map((m) => m[1]!);
+  assert.ok(runnerTokens.length >= 3, 'the demo inventory has runner tokens');
+  const secrets: Record<string, string> = { ...stored, ...Object.fromEntries(runnerTokens.map((t, i) => [`runner token ${i + 1}`, t])) };
+  delete secrets.adminToken; // checked separately: it is printed once in the banner
+  const seen: Array<{ where: string; text: string }> = [];
+  const banner = run.output().split('\n').filter((l) => !l.includes('Admin token')).join('\n');
+  seen.push({ where: 'controller output', text: banner + run.stderr() });
+  for (const file of filesUnder(devDir)) {
+    if (/\.log$/.test(file)) seen.push({ where: file, text: readFileSync(file, 'utf8') });
+  }
+  const auth = { authorization: `Bearer ${urls.adminToken}` };
+  for (const [where, url, headers] of [
+    ['dashboard page', '/dashboard', {}],
+    ['dashboard state', '/api/dashboard/state', auth],
+    ['metrics', '/metrics', {}],
+    ['health', '/health', {}],
+    ['runners API', '/api/runners?include_inactive=true', auth],
+    ['checkpoints API', '/api/checkpoints?limit=100', auth],
+  ] as const) {
+    const res = await fetch(`${urls.apiUrl}${url}`, { headers });
+    seen.push({ where, text: await res.text() });
+  }
+  const connection = await Connection.connect({ address: urls.temporalAddress });
+  try {
+    const client = new Client({ connection });
+    for await (const wf of client.workflow.list({ query: 'WorkflowType IN ("checkpointV2Workflow", "checkpointWorkflow")' })) {
+      const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+      const raw = JSON.stringify(history);
+      seen.push({ where: `history of ${wf.workflowId}`, text: raw + decodedPayloads(JSON.parse(raw)).join('\n') });
+      const detail = await fetch(`${urls.apiUrl}/api/checkpoints/${wf.workflowId}`, { headers: auth });
+      seen.push({ where: `checkpoint ${wf.workflowId}`, text: await detail.text() });
+    }
+  } finally {
+    await connection.close();
+  }
+  const leaks: string[] = [];
+  for (const { where, text } of seen) {
+    for (const [name, value] of Object.entries(secrets)) if (value && value.length >= 8 && text.includes(value)) leaks.push(`${name} in ${where}`);
+    if (where !== 'controller output' && text.includes(urls.adminToken)) leaks.push(`admin token in ${where}`);
+  }
+  assert.deepEqual(leaks, [], 'no credential appears anywhere');
+  process.stdout.write(`# leak scan: ${Object.keys(secrets).length + 1} credentials over ${seen.length} sources (${seen.reduce((n, s) => n + s.text.length, 0)} characters): none found\n`);
+}
