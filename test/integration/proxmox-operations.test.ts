@@ -313,6 +313,15 @@ describe('rollbackVm', () => {
 });
 
 describe('deleteSnapshot', () => {
+  test('a compensation waits for the snapshot task the create started, then deletes what it wrote', async () => {
+    sim.inject({ type: 'slow', op: 'snapshot-create', durationMs: 300, times: 1 });
+    const since = new Date();
+    await client.createSnapshot('pve1', 101, 'job-comp'); // the create gave up while this task ran
+    const result = await ops.deleteSnapshot(vm, 'job-comp', ctx(), { snapshotTasksSince: since });
+    assert.equal(result.outcome, 'deleted', 'the snapshot the task wrote is deleted, not missed');
+    assert.equal((await client.listSnapshots('pve1', 101)).some((s) => s.name === 'job-comp'), false, 'no snapshot leaked');
+  });
+
   test('deletes; again is success without a second DELETE; never-existing is success without any', async () => {
     await ops.ensureSnapshot(vm, 'job-d1', {}, ctx());
     assert.equal((await ops.deleteSnapshot(vm, 'job-d1', ctx())).outcome, 'deleted');
