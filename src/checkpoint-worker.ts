@@ -1,6 +1,7 @@
 // A worker process for the checkpoint task queue only: workflows and the activities that need no
 // agent socket. Agent commands run on the gateway queues of `serve` instances.
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { temporalConnectionSecurity } from '../temporal/connection-options.js';
 import type { Config } from './config.js';
 import { createLogger } from './logger.js';
 import { migrate, openDatabase } from './store/database.js';
@@ -24,7 +25,7 @@ export async function startCheckpointWorker(config: Config): Promise<{ stop(): P
     await assertServerCapabilities(connection, config.TEMPORAL_NAMESPACE);
     await assertSearchAttributes(connection, config.TEMPORAL_NAMESPACE, { register: config.TEMPORAL_REGISTER_SEARCH_ATTRIBUTES });
     await connection.close();
-    const workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+    const workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS, ...temporalConnectionSecurity(config) });
     const worker = await Worker.create({
       connection: workerConnection,
       namespace: config.TEMPORAL_NAMESPACE,

@@ -39,6 +39,12 @@ export const configSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default').describe('Temporal namespace.'),
   TASK_QUEUE: z.string().min(1).default('e2epool-checkpoints').describe('Task queue of the checkpoint workflows and their non-agent activities.'),
   TEMPORAL_UI_URL: z.string().default('http://localhost:8233').describe('Base URL of the Temporal Web UI, for links in the API and dashboard.'),
+  TEMPORAL_TLS: bool(false, 'Speak TLS to the Temporal frontend (implied by any of the TLS files or an API key).'),
+  TEMPORAL_TLS_CA_FILE: z.string().min(1).optional().describe('PEM file of the CA that signed the Temporal frontend\'s certificate (default: the system CAs).'),
+  TEMPORAL_TLS_CERT_FILE: z.string().min(1).optional().describe('Client certificate (PEM) for a frontend that requires mTLS; with TEMPORAL_TLS_KEY_FILE.'),
+  TEMPORAL_TLS_KEY_FILE: z.string().min(1).optional().describe('Private key (PEM) of TEMPORAL_TLS_CERT_FILE.'),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional().describe('Server name to verify in the frontend\'s certificate when it differs from the address.'),
+  TEMPORAL_API_KEY: optionalSecret('API key for the Temporal frontend (Temporal Cloud and servers with API-key auth); implies TLS.'),
   TEMPORAL_REGISTER_SEARCH_ATTRIBUTES: bool(false, 'Register missing search attributes at start instead of refusing to start.'),
 
   ADMIN_TOKEN: optionalSecret('Bearer token of the admin API and dashboard; unset disables them (503).'),

@@ -2,6 +2,7 @@
 // gateway, HTTP API and webhook dispatcher; and stops it gracefully. Used by `serve`, `dev` and the
 // integration tests (several instances in one test).
 import http from 'node:http';
+import { temporalConnectionSecurity } from '../temporal/connection-options.js';
 import { agentAuthenticator } from './inventory/agent-credential.js';
 import { raiseAlert } from './store/alert-store.js';
 import { AdminTokens } from './api/admin-tokens.js';
@@ -190,7 +191,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
         }),
     );
 
-    const workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+    const workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS, ...temporalConnectionSecurity(config) });
     cleanups.push(() => workerConnection.close());
     const activityDeps = { db: database.db, registry, logger, instanceId, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN, onAlert: alertMonitor.onAlert };
     const workers: Worker[] = [];

@@ -3,8 +3,9 @@ import { Client, Connection } from '@temporalio/client';
 import type { Config } from '../src/config.js';
 import { E2epoolError } from '../src/domain/errors.js';
 import { grpcDetailsOf } from './grpc-status.js';
+import { temporalConnectionSecurity, type TemporalSecurityConfig } from './connection-options.js';
 
-export type TemporalClientConfig = Pick<Config, 'TEMPORAL_ADDRESS' | 'TEMPORAL_NAMESPACE'>;
+export type TemporalClientConfig = Pick<Config, 'TEMPORAL_ADDRESS' | 'TEMPORAL_NAMESPACE'> & Partial<TemporalSecurityConfig>;
 
 export interface TemporalClients {
   connection: Connection;
@@ -19,7 +20,7 @@ export async function connectTemporal(
   const address = config.TEMPORAL_ADDRESS;
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address, connectTimeout: opts.connectTimeoutMs ?? 10_000 });
+    connection = await Connection.connect({ address, connectTimeout: opts.connectTimeoutMs ?? 10_000, ...temporalConnectionSecurity(config) });
   } catch (err) {
     throw new E2epoolError(
       'temporal_unavailable',
