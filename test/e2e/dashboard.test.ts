@@ -131,7 +131,7 @@ void describe('operator dashboard', { timeout: 150_000 }, () => {
   });
 
   it('state and events need the admin token and carry no secret', async () => {
-    assert.equal((await call(base, 'GET', '/api/dashboard/state')).status, 422);
+    assert.equal((await call(base, 'GET', '/api/dashboard/state')).status, 401);
     assert.deepEqual(await call(base, 'GET', '/api/dashboard/state', { token: 'wrong' }), { status: 403, body: { detail: 'Invalid admin token' } });
     assert.equal((await call(base, 'GET', '/api/dashboard/events', { token: 'wrong' })).status, 403);
 
@@ -146,6 +146,7 @@ void describe('operator dashboard', { timeout: 150_000 }, () => {
       ['dash-c', 'offline', false, null],
     ]);
     assert.equal(state.runners[1].needsAttentionReason !== null, true);
+    assert.deepEqual(state.runners.map((r: any) => r.agentCredential), ['runner_token', 'runner_token', 'runner_token'], 'the legacy scheme is shown');
     const byName = new Map(state.activeCheckpoints.map((c: any) => [c.name, c]));
     assert.deepEqual([(byName.get(cpA) as any).state, (byName.get(cpA) as any).phase], ['created', 'job running']);
     assert.deepEqual([(byName.get(cpB) as any).state, (byName.get(cpB) as any).phase], ['needs_attention', 'needs attention']);

@@ -329,7 +329,7 @@ const PAGE_SCRIPT = String.raw`
     return node('tr', { 'data-runner': r.runnerId }, [
       node('td', null, [node('strong', { text: r.runnerId }), node('div', { className: 'muted', text: r.backend })]),
       node('td', null, [badge(r.status.replace('_', ' '), RUNNER_KIND[r.status])]),
-      node('td', null, [badge(r.agent.online ? 'online' : 'offline', r.agent.online ? 'ok' : '')]),
+      node('td', null, [badge(r.agent.online ? 'online' : 'offline', r.agent.online ? 'ok' : ''), node('div', { className: 'muted', text: r.agentCredential === 'agent_token' ? 'own credential' : 'legacy: runner token' })]),
       r.agent.lastSeen ? ageCell(r.agent.lastSeen) : node('td', { text: 'never' }),
       node('td', { text: r.agent.sessionEpoch == null ? '–' : String(r.agent.sessionEpoch) }),
       node('td', { text: r.agent.version || '–' }),

@@ -64,6 +64,8 @@ export interface DashboardRunner {
   backend: string;
   source: string;
   drained: boolean;
+  /** `runner_token`: the legacy scheme, where the token CI jobs hold also opens the agent's session. */
+  agentCredential: 'agent_token' | 'runner_token';
   agent: { online: boolean; lastSeen: string | null; connectedAt: string | null; sessionEpoch: number | null; version: string | null };
   checkpoint: Pick<DashboardCheckpoint, 'name' | 'state' | 'phase' | 'createdAt' | 'ageSeconds' | 'temporalUrl'> | null;
   needsAttentionReason: string | null;
@@ -154,6 +156,7 @@ async function readRunners(db: Db) {
       backend: runners.backend,
       source: runners.source,
       drained: runners.drained,
+      hasAgentCredential: sql<boolean>`${runners.agentTokenHash} is not null`,
       sessionEpoch: agentPresence.sessionEpoch,
       agentVersion: agentPresence.agentVersion,
       connectedAt: agentPresence.connectedAt,
@@ -207,6 +210,7 @@ export function createDashboardStateReader(db: Db, config: DashboardRouterOption
           backend: r.backend,
           source: r.source,
           drained: r.drained,
+          agentCredential: r.hasAgentCredential ? 'agent_token' : 'runner_token',
           agent: { online, lastSeen: isoOf(r.lastSeen), connectedAt: isoOf(r.connectedAt), sessionEpoch: r.sessionEpoch === null ? null : Number(r.sessionEpoch), version: r.agentVersion },
           checkpoint: c ? { name: c.name, state: c.state, phase: c.phase, createdAt: c.createdAt, ageSeconds: c.ageSeconds, temporalUrl: c.temporalUrl } : null,
           needsAttentionReason: c?.state === 'needs_attention' ? (c.needsAttentionReason ?? 'unknown') : null,
