@@ -11,7 +11,7 @@ import { assertServerCapabilities } from '../temporal/capabilities.js';
 import { assertSearchAttributes } from '../temporal/search-attributes-admin.js';
 import { createActivities } from '../activities/index.js';
 import { createHousekeepingActivities } from '../activities/housekeeping.js';
-import { workflowsEntry } from '../temporal/workflows-entry.js';
+import { workflowSource } from '../temporal/workflows-entry.js';
 import { newInstanceId } from './controller.js';
 
 export async function startCheckpointWorker(config: Config): Promise<{ stop(): Promise<void> }> {
@@ -30,7 +30,7 @@ export async function startCheckpointWorker(config: Config): Promise<{ stop(): P
       connection: workerConnection,
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: config.TASK_QUEUE,
-      workflowsPath: workflowsEntry,
+      ...workflowSource(),
       activities: {
         ...createActivities({ db: database.db, registry, logger, instanceId, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN }),
         ...createHousekeepingActivities({ db: database.db, registry, logger, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000 }),

@@ -36,7 +36,7 @@ import { createHealthReporter } from './services/health.js';
 import { createHousekeepingActivities } from '../activities/housekeeping.js';
 import { createHousekeepingRouter } from './api/routes/housekeeping.js';
 import { ensureHousekeepingSchedules } from '../temporal/schedules.js';
-import { workflowsEntry } from '../temporal/workflows-entry.js';
+import { workflowSource } from '../temporal/workflows-entry.js';
 
 export interface ControllerOptions {
   /** Run the checkpoint-queue worker in this process (serve: yes; tests may split). */
@@ -208,7 +208,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
           connection: workerConnection,
           namespace: config.TEMPORAL_NAMESPACE,
           taskQueue: config.TASK_QUEUE,
-          ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: workflowsEntry }),
+          ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : workflowSource()),
           activities: {
             ...createActivities(activityDeps),
             ...createHousekeepingActivities({ db: database.db, registry, logger, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, onAlert: alertMonitor.onAlert }),
