@@ -34,6 +34,16 @@ if [ ! -f "$STAMP" ] || [ ! -x "$VENV/bin/temporal" ] || [ ! -x "$VENV/bin/tempo
 fi
 
 # Chromium for the dashboard browser tests (Debian package; never a downloaded browser build).
+if [ "${E2EPOOL_SKIP_NGINX:-}" != "1" ] && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-tools: installing Debian nginx-light for the proxy configuration tests"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null) || {
+      echo "install-tools: could not install nginx-light with apt-get" >&2; exit 1; }
+  else
+    echo "install-tools: /usr/sbin/nginx is missing; install Debian's nginx-light package (sudo apt-get install nginx-light)." >&2
+  fi
+fi
+
 if [ "${E2EPOOL_SKIP_CHROMIUM:-}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "install-tools: installing Debian chromium for the browser tests"
