@@ -22,7 +22,8 @@ export const configSchema = z.object({
     })
     .describe('PostgreSQL URL, or pglite:<dir> for the embedded database (one process only).'),
   DB_POOL_SIZE: positiveSeconds(10, 'PostgreSQL connection pool size (ignored for PGlite).'),
-  INVENTORY_PATH: z.string().default('inventory.yml').describe('Path of the inventory.yml runner file; a missing file means no inventory runners.'),
+  INVENTORY_PATH: z.string().default('inventory.yml').describe('Path of the inventory.yml runner file; a missing file means no inventory runners (unless INVENTORY_REQUIRED).'),
+  INVENTORY_REQUIRED: bool(false, 'Refuse to start when INVENTORY_PATH does not exist, naming the path (a volume mounted wrong); the compose file sets it.'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('HTTP port of the API, agent gateway, dashboard and /metrics (0 picks a free port).'),
   HOST: z.string().default('0.0.0.0').describe('Address the HTTP server binds.'),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional().describe('Serve /metrics on this port only (on METRICS_HOST), not on PORT; unset serves it on PORT.'),

@@ -81,7 +81,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
     logger.info({ database: database.where }, 'database ready');
 
     const registry = new RunnerRegistry({ db: database.db, pepper: config.TOKEN_PEPPER, logger });
-    const inventory = await startInventorySync({ registry, path: config.INVENTORY_PATH, logger });
+    const inventory = await startInventorySync({ registry, path: config.INVENTORY_PATH, logger, required: config.INVENTORY_REQUIRED });
     cleanups.push(() => inventory.watcher.close());
 
     const { connection, client } = await connectTemporal(config);

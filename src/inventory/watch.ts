@@ -140,8 +140,10 @@ export async function startInventorySync(opts: {
   debounceMs?: number;
   pollIntervalMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** A missing file stops the start with an error naming the path (a mount that went wrong). */
+  required?: boolean;
 }): Promise<InventorySyncHandle> {
-  const inventory = await loadInventoryFile(opts.path, { env: opts.env, missingOk: true });
+  const inventory = await loadInventoryFile(opts.path, { env: opts.env, missingOk: !opts.required });
   for (const warning of inventory.warnings) opts.logger?.warn({ path: opts.path }, warning);
   const initial = await opts.registry.syncInventory(inventory);
   const watcher = watchInventory(
