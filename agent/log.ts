@@ -8,9 +8,10 @@ export const agentLogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace
 export type AgentLogLevel = (typeof agentLogLevels)[number];
 
 /** Replaces token=... query values and URL passwords so a URL can be logged. */
+/** Same as the controller's stripSecretsFromUrl (src/redaction.ts); a test holds them equal. */
 export function redactUrl(url: string): string {
   return url
-    .replace(/([?&](?:token|access_token|private_token)=)[^&#\s]*/gi, '$1***')
+    .replace(/([?&](?:token|private_token|access_token|job_token)=)[^&#\s]*/gi, '$1***')
     .replace(/\/\/([^:@/\s]+):[^@/\s]*@/, '//$1:***@');
 }
 

@@ -10,11 +10,7 @@ const REDACT_PATHS = [
 ];
 
 /** Removes token=... query parameters and credentials from URLs before they are logged. */
-export function stripSecretsFromUrl(url: string): string {
-  return url
-    .replace(/([?&](?:token|private_token|access_token)=)[^&#\s]*/gi, '$1***')
-    .replace(/\/\/([^:@/\s]+):[^@/\s]*@/, '//$1:***@');
-}
+export { stripSecretsFromUrl } from './redaction.js';
 
 export function createLogger(opts: { level?: string; name?: string; destination?: pino.DestinationStream } = {}): Logger {
   return pino(

@@ -3,7 +3,7 @@
 // Webhook URLs are credentials (a Slack URL is its own token): logs name the host only, and alert
 // text is scrubbed of token-like strings before it leaves.
 import got from 'got';
-import { redactSecrets } from '../gateway/command-output.js';
+import { redactSecrets } from '../redaction.js';
 import { stripSecretsFromUrl, type Logger } from '../logger.js';
 
 export type AlertSeverity = 'info' | 'warning' | 'critical';

@@ -2,7 +2,7 @@
 // e2epool's raw `exec` for legacy ones, with every failure mapped to a stable error code.
 import { randomBytes } from 'node:crypto';
 import { E2epoolError } from '../domain/errors.js';
-import { sanitizeOutput } from './command-output.js';
+import { sanitizeOutput } from '../redaction.js';
 import { parseCommandReply } from './envelope.js';
 import type { AgentSession } from './session.js';
 

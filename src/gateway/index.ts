@@ -15,5 +15,5 @@ export {
 } from './gateway.js';
 export { resolveRoute, PresenceStore, INSTANCE_STALE_SECONDS, type AgentRoute } from './presence-store.js';
 export { registerInstance, heartbeatInstance, markInstanceDraining, startInstanceHeartbeat, INSTANCE_HEARTBEAT_SECONDS } from './instance-store.js';
-export { redactSecrets, truncateOutput, sanitizeOutput, MAX_OUTPUT_CHARS } from './command-output.js';
+export { redactSecrets, truncateOutput, sanitizeOutput, MAX_OUTPUT_CHARS } from '../redaction.js';
 export { MAX_FRAME_BYTES } from './envelope.js';

@@ -2,7 +2,7 @@
 // Payloads are validated here; business rules stay in the services.
 import { E2epoolError, isErrorCode, wsCodeOf } from '../domain/errors.js';
 import type { Logger } from '../logger.js';
-import { redactSecrets } from './command-output.js';
+import { redactSecrets } from '../redaction.js';
 import {
   createPayloadSchema,
   errorEnvelope,

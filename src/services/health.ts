@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { sql } from 'drizzle-orm';
-import { redactSecrets } from '../gateway/command-output.js';
+import { redactSecrets } from '../redaction.js';
 import { INSTANCE_STALE_SECONDS } from '../gateway/presence-store.js';
 import { redactDatabaseUrl, type Db } from '../store/database.js';
 import { readMaintenance, type MaintenanceState } from '../store/checkpoint-store.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { MAX_OUTPUT_CHARS, redactSecrets, sanitizeOutput, truncateOutput } from '../../src/gateway/command-output.js';
+import { MAX_OUTPUT_CHARS, redactSecrets, sanitizeOutput, truncateOutput } from '../../src/redaction.js';
 import { readCredentials } from '../../src/gateway/handshake.js';
 import { FloodGuard, TokenBucket } from '../../src/gateway/rate-limit.js';
 import { SessionRegistry } from '../../src/gateway/registry.js';
@@ -113,5 +113,23 @@ void describe('query tokens can be turned off', () => {
     const url = new URL('ws://c/ws/agent?runner_id=r1&token=t');
     assert.deepEqual(readCredentials(req(), url, { allowQueryToken: false }), { ok: false, status: 401, detail: 'Send the token in the Authorization header: tokens in the URL are turned off on this controller' });
     assert.deepEqual(readCredentials(req('Bearer t2'), url, { allowQueryToken: false }), { ok: true, runnerId: 'r1', token: 't2' });
+  });
+});
+
+void describe('URL scrubbing: the controller and the agent agree', () => {
+  void it('masks token parameters and URL credentials the same way in both copies', async () => {
+    const { stripSecretsFromUrl } = await import('../../src/redaction.js');
+    const { redactUrl } = await import('../../agent/log.js');
+    const cases: Array<[string, string]> = [
+      ['/ws/agent?runner_id=r1&token=s3cret', '/ws/agent?runner_id=r1&token=***'],
+      ['wss://c/ws/agent?token=a&x=1', 'wss://c/ws/agent?token=***&x=1'],
+      ['https://x/api?private_token=glpat-1&access_token=z&job_token=j', 'https://x/api?private_token=***&access_token=***&job_token=***'],
+      ['https://user:pass@host/path', 'https://user:***@host/path'],
+      ['/dashboard?tab=runners', '/dashboard?tab=runners'],
+    ];
+    for (const [input, expected] of cases) {
+      assert.equal(stripSecretsFromUrl(input), expected, input);
+      assert.equal(redactUrl(input), expected, `agent: ${input}`);
+    }
   });
 });
