@@ -159,11 +159,12 @@ export async function startStack(opts: StackOptions, progress: (line: string) =>
   const baseEnv: NodeJS.ProcessEnv = { ...process.env, E2EPOOL_LOG_LEVEL: process.env.E2EPOOL_LOG_LEVEL ?? 'warn' };
   for (const key of Object.keys(baseEnv)) if (key.startsWith('E2EPOOL_') && key !== 'E2EPOOL_LOG_LEVEL' && key !== 'E2EPOOL_TEMPORAL_CLI') delete baseEnv[key];
 
-  const temporalPort = await findFreePort();
-  const uiPort = await findFreePort();
-  const temporalArgs = ['temporal-dev', '--db-file', path.join(opts.workDir, 'temporal.sqlite'), '--port', String(temporalPort), '--ui-port', String(uiPort)];
-  // A restart (chaos) keeps the SQLite file: only the first start is fresh.
-  const temporal = new ManagedProcess('temporal', [...temporalArgs, '--fresh'], baseEnv, path.join(opts.workDir, 'temporal.log'), /Frontend:\s+(\S+)/, temporalArgs);
+  const temporalOn = async () => {
+    const temporalArgs = ['temporal-dev', '--db-file', path.join(opts.workDir, 'temporal.sqlite'), '--port', String(await findFreePort()), '--ui-port', String(await findFreePort())];
+    // A restart (chaos) keeps the SQLite file and the ports: only the first start is fresh.
+    return new ManagedProcess('temporal', [...temporalArgs, '--fresh'], baseEnv, path.join(opts.workDir, 'temporal.log'), /Frontend:\s+(\S+)/, temporalArgs);
+  };
+  let temporal = await temporalOn();
   const controllers: ManagedProcess[] = [];
   const stop = async () => {
     await Promise.all(controllers.map((c) => c.stop('SIGTERM', 30_000)));
@@ -173,7 +174,19 @@ export async function startStack(opts: StackOptions, progress: (line: string) =>
   };
   try {
     progress('starting the Temporal dev server');
-    const temporalAddress = await temporal.start();
+    // A free port can be taken by another process (a parallel test) before the server binds it:
+    // then it exits at once, and another pair of ports is tried.
+    let temporalAddress: string | undefined;
+    for (let attempt = 1; temporalAddress === undefined; attempt++) {
+      try {
+        temporalAddress = await temporal.start();
+      } catch (err) {
+        if (attempt >= 3 || !/exited while starting/.test((err as Error).message)) throw err;
+        progress(`the Temporal dev server exited while starting (attempt ${attempt}); trying other ports`);
+        temporal.close();
+        temporal = await temporalOn();
+      }
+    }
     const env: NodeJS.ProcessEnv = { ...baseEnv };
     const settings: Record<string, string | number | boolean> = {
       DATABASE_URL: database.url,

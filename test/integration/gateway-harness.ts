@@ -10,6 +10,7 @@ import { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { createAgentGateway, type AgentGateway, type AgentRequestHandler, type GatewayTuning, type SessionEvent } from '../../src/gateway/index.js';
+import type { GatewayDeps } from '../../src/gateway/gateway.js';
 import { createLogger } from '../../src/logger.js';
 import type { Db } from '../../src/store/database.js';
 
@@ -114,6 +115,7 @@ export async function startGateway(opts: {
   tuning?: GatewayTuning;
   registry?: TokenRegistry;
   authFailures?: AuthFailureLimiter;
+  onSessionReplaced?: GatewayDeps['onSessionReplaced'];
 }): Promise<GatewayHarness> {
   const logs: string[] = [];
   const sink = new Writable({
@@ -136,6 +138,7 @@ export async function startGateway(opts: {
     requests: checkpoints,
     tuning: { closeTimeoutMs: 500, ...opts.tuning },
     ...(opts.authFailures ? { authFailures: opts.authFailures } : {}),
+    ...(opts.onSessionReplaced ? { onSessionReplaced: opts.onSessionReplaced } : {}),
   });
   const events: SessionEvent[] = [];
   gateway.on('session', (e) => events.push(e));

@@ -109,6 +109,28 @@ void describe('failed handshakes', () => {
   });
 });
 
+void describe('session takeover', () => {
+  void it('a new session replacing one still open for the same runner is reported, with both addresses', async () => {
+    const replaced: Array<{ runnerId: string; previousEpoch: number; newEpoch: number; remote?: string | undefined }> = [];
+    const h = await startGateway({ db: database.db, onSessionReplaced: (info) => replaced.push(info) });
+    try {
+      const first = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
+      await first.request('ping');
+      assert.equal(replaced.length, 0, 'a first session replaces nothing');
+      const second = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
+      await second.request('ping');
+      assert.equal((await first.closed).code, 4000);
+      assert.equal(replaced.length, 1);
+      assert.equal(replaced[0]!.runnerId, 'r1');
+      assert.ok(replaced[0]!.newEpoch > replaced[0]!.previousEpoch);
+      assert.match(String(replaced[0]!.remote), /127\.0\.0\.1/);
+      await second.close();
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 void describe('revocation', () => {
   void it('closeRunnerSessions closes with 4401, removes presence, and refuses the old token afterwards', async () => {
     const h = await startGateway({ db: database.db });
