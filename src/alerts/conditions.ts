@@ -6,6 +6,8 @@
 // workflow): `last_sent_at < resolved_at` marks a pending resolve notice, and claiming it is one
 // compare-and-set update, so one instance sends it.
 import { sql, type SQL } from 'drizzle-orm';
+import { queuedStates, rebootWindowStates } from '../domain/checkpoint-states.js';
+import { statesSql } from '../store/state-sql.js';
 import type { Config } from '../config.js';
 import { INSTANCE_STALE_SECONDS } from '../gateway/presence-store.js';
 import type { Logger } from '../logger.js';
@@ -144,7 +146,7 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
         group by t.checkpoint_name
       )
       select
-        (select count(*) from checkpoints where state in ('finalize_queued','cleaning','pausing','confirming_idle','resetting','awaiting_readiness','releasing_claim','unpausing')) as queue_depth,
+        (select count(*) from checkpoints where state in (${statesSql(queuedStates)})) as queue_depth,
         (select count(*) from failures where failed) as failed,
         (select count(*) from failures where succeeded and not failed) as succeeded,
         (select count(*) from runners where is_active) as runners_total`,
@@ -161,7 +163,7 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
           where p.runner_id = r.runner_id and not i.draining and now() - i.last_seen < make_interval(secs => ${INSTANCE_STALE_SECONDS}))
         and not exists (
           select 1 from checkpoints c where c.runner_id = r.runner_id and c.holds_claim
-            and c.state in ('pausing','confirming_idle','resetting','awaiting_readiness'))
+            and c.state in (${statesSql(rebootWindowStates)}))
       order by r.runner_id`,
     );
     // Active checkpoints hold a claim, so this is at most one row per runner.

@@ -92,3 +92,49 @@ export const needsAttentionReasons = [
   'runner_missing',
 ] as const;
 export type NeedsAttentionReason = (typeof needsAttentionReasons)[number];
+
+// --- state groups: the only lists of states (SQL and code are built from these) ---------------
+
+/** Still moving or holding its runner: every state but the ends. */
+export const activeStates: readonly CheckpointState[] = checkpointStates.filter((s) => !isEndState(s));
+
+/** On the reset path, needs attention included: the runner is (or may be) paused. */
+export const resetPathStates: readonly CheckpointState[] = checkpointStates.filter((s) => resetPath.has(s));
+
+/** Being reset right now (the reset path without needs attention). */
+export const resettingStates: readonly CheckpointState[] = resetPathStates.filter((s) => s !== 'needs_attention');
+
+/** Finalize received, work not done: the operator's queue (isQueued). */
+export const queuedStates: readonly CheckpointState[] = checkpointStates.filter((s) => isQueued(s));
+
+/** Finalize received, success path running. */
+export const finalizePendingStates: readonly CheckpointState[] = ['finalize_queued', 'cleaning'];
+
+/** Until readiness is proven the agent may be down because the reset rebooted the host. */
+export const rebootWindowStates: readonly CheckpointState[] = ['pausing', 'confirming_idle', 'resetting', 'awaiting_readiness'];
+
+/** What an operator reads a state as, in the dashboard and listings. */
+export type CheckpointPhase = 'creating' | 'job running' | 'finalizing' | 'resetting' | 'needs attention' | 'ended' | 'failed';
+
+const phases: Record<CheckpointState, CheckpointPhase> = {
+  creating: 'creating',
+  created: 'job running',
+  finalize_queued: 'finalizing',
+  cleaning: 'finalizing',
+  pausing: 'resetting',
+  confirming_idle: 'resetting',
+  resetting: 'resetting',
+  awaiting_readiness: 'resetting',
+  releasing_claim: 'resetting',
+  unpausing: 'resetting',
+  needs_attention: 'needs attention',
+  deleted: 'ended',
+  reset: 'ended',
+  gc_reset: 'ended',
+  released: 'ended',
+  create_failed: 'failed',
+};
+
+export function phaseOf(state: string): CheckpointPhase {
+  return isCheckpointState(state) ? phases[state] : 'ended';
+}

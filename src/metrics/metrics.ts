@@ -12,6 +12,8 @@
 //   writer's clock and commit a moment later, and a row must not land behind the watermark.
 // Labels are backend, outcome, source and state only, each from a closed set.
 import express, { type Request, type Response, type Router } from 'express';
+import { activeStates, queuedStates } from '../domain/checkpoint-states.js';
+import { statesSql } from '../store/state-sql.js';
 import { sharedResult } from '../util/shared-result.js';
 import { sameSecret } from '../api/auth.js';
 import { STRICT_ROUTING } from '../api/strict-routing.js';
@@ -51,14 +53,10 @@ const BUCKETS: Record<DurationKind, number[]> = {
   turnaround: [10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200],
 };
 
-const END_STATES_SQL = sql.raw(endStates.map((s) => `'${s}'`).join(','));
-const ACTIVE_STATES_SQL = sql.raw(
-  ['creating', 'created', 'finalize_queued', 'cleaning', 'pausing', 'confirming_idle', 'resetting', 'awaiting_readiness', 'releasing_claim', 'unpausing', 'needs_attention']
-    .map((s) => `'${s}'`)
-    .join(','),
-);
+const END_STATES_SQL = statesSql(endStates);
+const ACTIVE_STATES_SQL = statesSql(activeStates);
 /** The queue of `/health`: finalize queued or on the reset path, needs attention excluded. */
-const QUEUED_STATES_SQL = sql.raw(`'finalize_queued','cleaning','pausing','confirming_idle','resetting','awaiting_readiness','releasing_claim','unpausing'`);
+const QUEUED_STATES_SQL = statesSql(queuedStates);
 
 async function rows(db: Db, query: SQL): Promise<any[]> {
   const result: any = await db.execute(query);

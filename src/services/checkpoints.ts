@@ -2,6 +2,7 @@
 // API and by the agent WebSocket gateway alike. Answers come from the read model; create starts
 // (or attaches to) the checkpoint workflow through update-with-start (ARCHITECTURE §4.2–4.4).
 import { randomBytes } from 'node:crypto';
+import { finalizePendingStates, resettingStates } from '../domain/checkpoint-states.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   ServiceError,
@@ -130,8 +131,8 @@ function isTransientClientError(err: unknown): boolean {
 }
 
 const ATTACHABLE: ReadonlySet<string> = new Set(['creating', 'created']);
-const FINALIZE_PENDING: readonly CheckpointState[] = ['finalize_queued', 'cleaning'];
-const RESET_PATH: readonly CheckpointState[] = ['pausing', 'confirming_idle', 'resetting', 'awaiting_readiness', 'releasing_claim', 'unpausing'];
+const FINALIZE_PENDING = finalizePendingStates;
+const RESET_PATH = resettingStates;
 
 class ControllerTimeout extends Error {}
 

@@ -2,6 +2,8 @@
 // operations.md, cheap enough to poll every few seconds (a few aggregate queries, a cached
 // Temporal probe).
 import { readFileSync } from 'node:fs';
+import { queuedStates, resetPathStates } from '../domain/checkpoint-states.js';
+import { statesSql } from '../store/state-sql.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
@@ -58,9 +60,8 @@ export interface HealthDeps {
 }
 
 /** States in which the GitLab runner is (or may be) paused. */
-const PAUSED_STATES_SQL = sql.raw(`'pausing','confirming_idle','resetting','awaiting_readiness','releasing_claim','unpausing','needs_attention'`);
-/** Waiting for finalize work: finalize queued, cleaning, or resetting (isQueued). */
-const QUEUED_STATES_SQL = sql.raw(`'finalize_queued','cleaning','pausing','confirming_idle','resetting','awaiting_readiness','releasing_claim','unpausing'`);
+const PAUSED_STATES_SQL = statesSql(resetPathStates);
+const QUEUED_STATES_SQL = statesSql(queuedStates);
 
 function toNumber(v: unknown): number {
   return Number(v ?? 0);

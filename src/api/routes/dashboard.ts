@@ -3,11 +3,11 @@
 // no secret: it asks for the admin token, keeps it in sessionStorage and sends it as a bearer
 // header (fetch, not EventSource, which cannot send headers). Actions go to the existing admin API.
 import express, { type Request, type Response, type Router } from 'express';
+import { phaseOf, type CheckpointPhase } from '../../domain/checkpoint-states.js';
 import { STRICT_ROUTING } from '../strict-routing.js';
 import { asc, eq, sql } from 'drizzle-orm';
 import { agentPresence, controllerInstances, runners } from '../../../db/schema.js';
 import type { Config } from '../../config.js';
-import { isCheckpointState, type CheckpointState } from '../../domain/checkpoint-states.js';
 import { INSTANCE_STALE_SECONDS } from '../../gateway/presence-store.js';
 import type { Logger } from '../../logger.js';
 import { LIST_MAX_LIMIT, listCheckpoints, temporalUiLink, type CheckpointListItem } from '../../services/checkpoint-listing.js';
@@ -37,7 +37,7 @@ export interface DashboardRouterOptions {
 /** The router, plus `close()` to end the open event streams (before the HTTP server stops); later ones still open. */
 export type DashboardRouter = Router & { close(): void };
 
-export type CheckpointPhase = 'creating' | 'job running' | 'finalizing' | 'resetting' | 'needs attention' | 'ended' | 'failed';
+export type { CheckpointPhase };
 
 export interface DashboardCheckpoint {
   name: string;
@@ -100,28 +100,6 @@ const RECENT_FAILURES_LIMIT = 50;
 const DAY_MS = 24 * 60 * 60 * 1000;
 const DETAIL_MAX_CHARS = 500;
 
-export function phaseOf(state: string): CheckpointPhase {
-  if (!isCheckpointState(state)) return 'ended';
-  const phases: Record<CheckpointState, CheckpointPhase> = {
-    creating: 'creating',
-    created: 'job running',
-    finalize_queued: 'finalizing',
-    cleaning: 'finalizing',
-    pausing: 'resetting',
-    confirming_idle: 'resetting',
-    resetting: 'resetting',
-    awaiting_readiness: 'resetting',
-    releasing_claim: 'resetting',
-    unpausing: 'resetting',
-    needs_attention: 'needs attention',
-    deleted: 'ended',
-    reset: 'ended',
-    gc_reset: 'ended',
-    released: 'ended',
-    create_failed: 'failed',
-  };
-  return phases[state];
-}
 
 /** The listing writes naive UTC; the page gets ISO with the zone. */
 const isoUtc = (naive: string): string => `${naive}Z`;
