@@ -1,6 +1,7 @@
 // A worker process for the checkpoint task queue only: workflows and the activities that need no
-// agent socket. Agent commands run on the gateway queues of `serve` instances.
-import { NativeConnection, Worker } from '@temporalio/worker';
+// agent socket (built like serve's, alerts delivered from here). Agent commands run on the gateway
+// queues of `serve` instances.
+import { NativeConnection } from '@temporalio/worker';
 import { temporalConnectionSecurity } from '../temporal/connection-options.js';
 import type { Config } from './config.js';
 import { createLogger } from './logger.js';
@@ -9,9 +10,9 @@ import { RunnerRegistry } from './inventory/registry.js';
 import { connectTemporal } from '../temporal/client.js';
 import { assertServerCapabilities } from '../temporal/capabilities.js';
 import { assertSearchAttributes } from '../temporal/search-attributes-admin.js';
-import { createActivities } from '../activities/index.js';
-import { createHousekeepingActivities } from '../activities/housekeeping.js';
-import { workflowSource } from '../temporal/workflows-entry.js';
+import { createCheckpointQueueWorker } from './checkpoint-queue-worker.js';
+import { alertThresholdsFromConfig, createAlertMonitor } from './alerts/conditions.js';
+import { createAlertDelivery } from './alerts/delivery.js';
 import { newInstanceId } from './controller.js';
 
 export async function startCheckpointWorker(config: Config): Promise<{ stop(): Promise<void> }> {
@@ -26,21 +27,21 @@ export async function startCheckpointWorker(config: Config): Promise<{ stop(): P
     await assertSearchAttributes(connection, config.TEMPORAL_NAMESPACE, { register: config.TEMPORAL_REGISTER_SEARCH_ATTRIBUTES });
     await connection.close();
     const workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS, ...temporalConnectionSecurity(config) });
-    const worker = await Worker.create({
-      connection: workerConnection,
-      namespace: config.TEMPORAL_NAMESPACE,
-      taskQueue: config.TASK_QUEUE,
-      ...workflowSource(),
-      activities: {
-        ...createActivities({ db: database.db, registry, logger, instanceId, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN }),
-        ...createHousekeepingActivities({ db: database.db, registry, logger, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000 }),
-      },
+    // Alerts the activities raise are delivered from here too; the periodic checks are serve's.
+    const alerts = createAlertMonitor({
+      db: database.db,
+      delivery: createAlertDelivery({ webhookUrls: config.ALERT_WEBHOOK_URLS, format: config.ALERT_WEBHOOK_FORMAT, logger, minIntervalSeconds: 300 }),
+      thresholds: alertThresholdsFromConfig(config),
+      logger,
+      intervalSeconds: config.ALERT_CHECK_INTERVAL_SECONDS,
     });
+    const worker = await createCheckpointQueueWorker({ connection: workerConnection, config, db: database.db, registry, logger, instanceId, onAlert: alerts.onAlert });
     const running = worker.run();
     return {
       stop: async () => {
         worker.shutdown();
         await running;
+        await alerts.stop();
         await workerConnection.close();
         await database.close();
       },

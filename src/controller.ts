@@ -2,6 +2,7 @@
 // gateway, HTTP API and webhook dispatcher; and stops it gracefully. Used by `serve`, `dev` and the
 // integration tests (several instances in one test).
 import http from 'node:http';
+import { createCheckpointQueueWorker } from './checkpoint-queue-worker.js';
 import { temporalConnectionSecurity } from '../temporal/connection-options.js';
 import { agentAuthenticator } from './inventory/agent-credential.js';
 import { raiseAlert } from './store/alert-store.js';
@@ -21,7 +22,7 @@ import { connectTemporal } from '../temporal/client.js';
 import { assertServerCapabilities } from '../temporal/capabilities.js';
 import { assertSearchAttributes } from '../temporal/search-attributes-admin.js';
 import { createAgentGateway, type AgentGateway } from './gateway/index.js';
-import { createActivities, createGatewayActivities } from '../activities/index.js';
+import { createGatewayActivities } from '../activities/index.js';
 import { gatewayTaskQueue } from '../activities/types.js';
 import { createCheckpointService, agentRequestHandlerFor } from './services/checkpoints.js';
 import { createApp } from './api/app.js';
@@ -33,10 +34,8 @@ import { createStatsRouter } from './api/routes/stats.js';
 import { createAlertDelivery } from './alerts/delivery.js';
 import { alertThresholdsFromConfig, createAlertMonitor } from './alerts/conditions.js';
 import { createHealthReporter } from './services/health.js';
-import { createHousekeepingActivities } from '../activities/housekeeping.js';
 import { createHousekeepingRouter } from './api/routes/housekeeping.js';
 import { ensureHousekeepingSchedules } from '../temporal/schedules.js';
-import { workflowSource } from '../temporal/workflows-entry.js';
 
 export interface ControllerOptions {
   /** Run the checkpoint-queue worker in this process (serve: yes; tests may split). */
@@ -193,7 +192,6 @@ export async function startController(config: Config, opts: ControllerOptions = 
 
     const workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS, ...temporalConnectionSecurity(config) });
     cleanups.push(() => workerConnection.close());
-    const activityDeps = { db: database.db, registry, logger, instanceId, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN, onAlert: alertMonitor.onAlert };
     const workers: Worker[] = [];
     const gatewayWorker = await Worker.create({
       connection: workerConnection,
@@ -204,15 +202,15 @@ export async function startController(config: Config, opts: ControllerOptions = 
     workers.push(gatewayWorker);
     if (opts.checkpointWorker !== false) {
       workers.push(
-        await Worker.create({
+        await createCheckpointQueueWorker({
           connection: workerConnection,
-          namespace: config.TEMPORAL_NAMESPACE,
-          taskQueue: config.TASK_QUEUE,
-          ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : workflowSource()),
-          activities: {
-            ...createActivities(activityDeps),
-            ...createHousekeepingActivities({ db: database.db, registry, logger, httpTimeoutMs: config.HTTPX_TIMEOUT * 1000, onAlert: alertMonitor.onAlert }),
-          },
+          config,
+          db: database.db,
+          registry,
+          logger,
+          instanceId,
+          onAlert: alertMonitor.onAlert,
+          ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : {}),
         }),
       );
     }
