@@ -41,6 +41,20 @@ describe('checkpoint workflow v2', () => {
     });
   });
 
+  it('current agent, reboot mode: a session seen before its hello is never taken for the same boot (no second reset)', async () => {
+    const world = new FakeWorld();
+    Object.assign(world.plan, { backend: 'bare_metal', resetMode: 'reboot', vmid: null });
+    world.agent = { epoch: 1, legacy: false, declared: ['reset', 'readiness'], bootId: 'boot-1' };
+    world.commandScript.set('reset', ['rebooted_hello_late']);
+    await withWorkers(world, async (tq) => {
+      const { handle } = await failAfterCreate(tq, { backend: 'bare_metal' });
+      assert.equal(await handle.result(), 'reset');
+      assert.equal(world.commandsExecuted.filter((c) => c.name === 'reset').length, 1, 'the reset ran once');
+      assert.equal(world.commandsRun.filter((c) => c.name === 'reset').length, 1, 'and was sent once');
+      await recordHistory(handle, 'current-reboot-hello-late');
+    });
+  });
+
   it('a VM that is no longer the checkpoint\'s needs attention before anything destructive', async () => {
     const world = new FakeWorld();
     world.failures.set('assertVmUnchanged', { code: 'config_changed', message: 'runner VM id is now 101, the checkpoint was taken on VM 100' });

@@ -93,7 +93,9 @@ export class FakeWorld {
    * `lost` (sent, the session drops, the command did not run), `ran_then_lost` (it ran, then the
    * session dropped: same boot id), `rebooted` (it ran and the host rebooted: new boot id).
    */
-  commandScript = new Map<string, Array<'not_delivered' | 'lost' | 'ran_then_lost' | 'rebooted' | 'ran_then_worker_failed' | 'lost_by_drain' | 'ran_then_instance_died'>>();
+  commandScript = new Map<string, Array<'not_delivered' | 'lost' | 'ran_then_lost' | 'rebooted' | 'rebooted_hello_late' | 'ran_then_worker_failed' | 'lost_by_drain' | 'ran_then_instance_died'>>();
+  /** Route lookups that see the new session before its hello is recorded (no boot id, no commands). */
+  routesBeforeHello = 0;
   /** Commands that really ran on the host (not the ones that were lost or never sent). */
   commandsExecuted: AgentCommandInput[] = [];
   /** Real-time delay of a projection, by event type (a slow database). */
@@ -253,6 +255,10 @@ export class FakeWorld {
     const routes: RouteActivities = {
       resolveAgentRoute: async (): Promise<AgentRoute | null> => {
         if (!this.agent) return null;
+        if (this.routesBeforeHello > 0) {
+          this.routesBeforeHello -= 1;
+          return { instanceId: GATEWAY_INSTANCE, taskQueue: gatewayTaskQueue(GATEWAY_INSTANCE), sessionEpoch: this.agent.epoch, legacy: true, connectedForSeconds: 0, declaredCommands: null, bootId: null };
+        }
         return { instanceId: GATEWAY_INSTANCE, taskQueue: gatewayTaskQueue(GATEWAY_INSTANCE), sessionEpoch: this.agent.epoch, legacy: this.agent.legacy, connectedForSeconds: 3600, declaredCommands: this.agent.declared, bootId: this.agent.bootId ?? null };
       },
     };
@@ -289,6 +295,12 @@ export class FakeWorld {
           this.commandsExecuted.push(input);
           this.agent = { ...this.agent, epoch: ++this.epochCounter };
           throw new E2epoolError('internal', 'worker shutting down');
+        }
+        if (scripted === 'rebooted_hello_late') {
+          this.commandsExecuted.push(input);
+          this.agent = { ...this.agent, epoch: ++this.epochCounter, bootId: `boot-${++this.bootCounter}` };
+          this.routesBeforeHello = 2;
+          throw new E2epoolError('agent_not_connected', 'session lost while the command ran', { lost: true });
         }
         if (scripted === 'ran_then_lost' || scripted === 'rebooted') {
           this.commandsExecuted.push(input);

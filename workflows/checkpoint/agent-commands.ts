@@ -103,7 +103,9 @@ export class AgentCommands {
       await this.run.commitThen(() => sleep(`${boundedPollSeconds(this.t.readinessPollIntervalSeconds, this.t.readinessTimeoutSeconds)} seconds`));
       const route = await this.findRoute();
       if (!route || route.sessionEpoch === last.sessionEpoch) continue;
-      if (lostOn.bootId && route.bootId && route.bootId !== lostOn.bootId) {
+      // A new session whose hello is not recorded yet says nothing about its boot: ask again.
+      if (lostOn.bootId && !route.bootId) continue;
+      if (lostOn.bootId && route.bootId !== lostOn.bootId) {
         return { kind: 'rebooted', detail: `the session was lost during the reset and came back with boot id ${route.bootId} (was ${lostOn.bootId})` };
       }
       try {
