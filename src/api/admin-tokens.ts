@@ -2,19 +2,15 @@
 // E2EPOOL_ADMIN_TOKENS_FILE (one `name: token` per line), re-read when the file changes, so an
 // operator's token is added, rotated or revoked without a restart. Audit entries name the actor.
 import { readFileSync, statSync } from 'node:fs';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { constantTimeEqual } from '../integrations/gitlab/constant-time.js';
 import { parse } from 'yaml';
 import type { Logger } from '../logger.js';
 import { MIN_TOKEN_LENGTH } from '../inventory/token-hash.js';
 
 const ACTOR_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/;
 
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
 export class AdminTokens {
-  private named: Array<{ actor: string; digest: Buffer }> = [];
+  private named: Array<{ actor: string; token: string }> = [];
   private fileStamp: string | null = null;
 
   constructor(
@@ -30,10 +26,9 @@ export class AdminTokens {
   /** The actor a presented token belongs to, or null. Compares every candidate in constant time. */
   actorFor(given: string): string | null {
     this.reload();
-    const g = digest(given);
     let actor: string | null = null;
-    if (this.opts.token && timingSafeEqual(g, digest(this.opts.token))) actor = 'admin';
-    for (const n of this.named) if (timingSafeEqual(g, n.digest) && actor === null) actor = n.actor;
+    if (this.opts.token && constantTimeEqual(given, this.opts.token)) actor = 'admin';
+    for (const n of this.named) if (constantTimeEqual(given, n.token) && actor === null) actor = n.actor;
     return actor;
   }
 
@@ -52,7 +47,7 @@ export class AdminTokens {
     }
     if (stamp === this.fileStamp) return;
     this.fileStamp = stamp;
-    const next: Array<{ actor: string; digest: Buffer }> = [];
+    const next: Array<{ actor: string; token: string }> = [];
     try {
       const data: unknown = parse(readFileSync(file, 'utf8')) ?? {};
       if (typeof data !== 'object' || Array.isArray(data)) throw new Error('must be a mapping of name: token');
@@ -61,7 +56,7 @@ export class AdminTokens {
           this.opts.logger?.error({ file, actor: actor.slice(0, 100) }, `admin tokens file: entry skipped (names are letters, digits, . _ @ -; tokens need ${MIN_TOKEN_LENGTH}+ characters)`);
           continue;
         }
-        next.push({ actor, digest: digest(token) });
+        next.push({ actor, token });
       }
       this.named = next;
       this.opts.logger?.info({ file, operators: next.map((n) => n.actor) }, 'admin tokens loaded');

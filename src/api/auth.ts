@@ -1,6 +1,6 @@
 // Bearer-token middleware with e2epool's order of checks and detail strings (protocol spec §4.1).
 // They run before any body parsing, so a bad token with a bad body answers 403, not 422.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { constantTimeEqual } from '../integrations/gitlab/constant-time.js';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Runner } from '../inventory/registry.js';
 import { TOO_MANY_FAILED_AUTHENTICATIONS, type AuthFailureLimiter } from './auth-failures.js';
@@ -76,11 +76,9 @@ export function requireRunnerToken(registry: RunnerTokenAuthenticator): RequestH
   };
 }
 
+/** Constant-time equality of two secrets (the shared helper; neither length nor prefix leaks). */
 export function sameSecret(given: string, expected: string): boolean {
-  // Digests have equal length, so the comparison time does not reveal the token's length either.
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b) && given.length === expected.length;
+  return constantTimeEqual(given, expected);
 }
 
 /**

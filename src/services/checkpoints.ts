@@ -131,8 +131,6 @@ function isTransientClientError(err: unknown): boolean {
 }
 
 const ATTACHABLE: ReadonlySet<string> = new Set(['creating', 'created']);
-const FINALIZE_PENDING = finalizePendingStates;
-const RESET_PATH = resettingStates;
 
 class ControllerTimeout extends Error {}
 
@@ -387,9 +385,9 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
       if (runner.drained) return notReady('drained', 'runner is drained');
       const attention = await findInStates(db, runnerId, ['needs_attention']);
       if (attention) return notReady('needs_attention', `checkpoint '${attention.name}' needs attention (${attention.needsAttentionReason ?? 'unknown reason'})`);
-      const resetting = await findInStates(db, runnerId, RESET_PATH);
+      const resetting = await findInStates(db, runnerId, resettingStates);
       if (resetting) return notReady('reset_in_progress', `checkpoint '${resetting.name}' is resetting the runner (${resetting.state})`);
-      const finalizing = await findInStates(db, runnerId, FINALIZE_PENDING);
+      const finalizing = await findInStates(db, runnerId, finalizePendingStates);
       if (finalizing) return notReady('finalize_in_progress', `checkpoint '${finalizing.name}' is being finalized (${finalizing.state})`);
       const route = await resolveRoute(db, runnerId);
       if (!route) return notReady('agent_not_connected', 'agent not connected');
