@@ -4,6 +4,7 @@ import { Connection, Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 
 const EventType = proto.temporal.api.enums.v1.EventType;
+const WorkflowTaskFailedCause = proto.temporal.api.enums.v1.WorkflowTaskFailedCause;
 
 export interface WorkflowFacts {
   workflowId: string;
@@ -40,7 +41,10 @@ export async function inspectHistory(client: Client, workflowId: string, runId?:
   let first: string | undefined;
   let continuedAsNew = false;
   for (const event of history.events ?? []) {
-    if (event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED) {
+    // UnhandledCommand is the server refusing a completion because a signal arrived meanwhile (a
+    // late duplicate finalize as the run ends): the next task handles it. Not a failure of our code.
+    const cause = event.workflowTaskFailedEventAttributes?.cause;
+    if (event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED && cause !== WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND) {
       failures += 1;
       first ??= event.workflowTaskFailedEventAttributes?.failure?.message ?? 'workflow task failed';
     }
