@@ -59,39 +59,42 @@ const httpUrl = z
   .regex(/^https?:\/\/[^\s/]+/, { message: 'Value error, gitlab_url must be an http:// or https:// URL' })
   .nullish();
 
-/** Every key a runner may have; everything else is warned about by the loader and ignored. */
+/**
+ * Every key a runner may have; everything else is warned about by the loader and ignored. The
+ * descriptions are the inventory reference (docs/inventory.md is generated from them).
+ */
 export const runnerFieldsShape = {
   runner_id: z.preprocess(
     (v) => (typeof v === 'number' ? String(v) : v),
     // `abort`: report only the first broken constraint, as pydantic does.
     z.string().min(1, { abort: true }).max(255, { abort: true }).regex(RUNNER_ID_PATTERN, { message: `String should match pattern '${RUNNER_ID_PATTERN_TEXT}'` }),
-  ),
-  backend: z.string().min(1).max(50),
-  proxmox_host: optionalText,
-  proxmox_user: optionalText,
-  proxmox_token_name: optionalText,
-  proxmox_token_value: longText,
-  proxmox_node: optionalText,
-  proxmox_vmid: optionalInt,
-  reset_cmd: longText,
-  cleanup_cmd: longText,
-  readiness_cmd: longText,
-  gitlab_runner_id: optionalInt,
-  tags: tagList,
+  ).describe('Unique id of the runner: letters, digits, `_`, `.` and `-`. The agent names it in its `agent.yml`; the admin API uses it in its paths.'),
+  backend: z.string().min(1).max(50).describe('`proxmox` (a VM rolled back to its snapshot) or `bare_metal` (a host reset by its reset command).'),
+  proxmox_host: optionalText.describe('Proxmox VE API address: `host`, `host:port` (port 8006 when omitted) or an `https://` URL.'),
+  proxmox_user: optionalText.describe('User that owns the API token, `user@realm` (for example `e2epool@pve`).'),
+  proxmox_token_name: optionalText.describe('Id of the API token (the part after `!` in `user@realm!id`).'),
+  proxmox_token_value: longText.describe('Secret of the API token, shown once when Proxmox creates it; write `${VAR}` rather than the secret. Never logged nor returned by the API.'),
+  proxmox_node: optionalText.describe('Node the VM runs on.'),
+  proxmox_vmid: optionalInt.describe('Id of the VM. Recorded at each create and checked again before the rollback.'),
+  reset_cmd: longText.describe('Command that resets the host after a failed, canceled or timed-out job. Legacy agents are sent it; current agents run the `reset` command their own `agent.yml` declares. Not expanded (`${...}` reaches the host\'s shell).'),
+  cleanup_cmd: longText.describe('Command run on the runner after a successful job when `success_action` is `cleanup`. Not expanded.'),
+  readiness_cmd: longText.describe('Command that must succeed on the agent\'s fresh session before the runner is unpaused after a reset. Without it only the agent reconnecting proves readiness (a warning at load). Not expanded.'),
+  gitlab_runner_id: optionalInt.describe('The runner\'s id in GitLab: it is paused before a reset and unpaused afterwards, and job webhooks are matched to it. Without it GitLab cannot pause the runner (a warning at load).'),
+  tags: tagList.describe('Free labels (up to 50, each up to 100 characters), returned by the admin API.'),
   // Ours: per-runner CI settings (e2epool's docs had them, its loader dropped them).
-  ci_adapter: optionalText,
-  gitlab_url: httpUrl,
-  gitlab_token: longText,
-  reset_mode: z.enum(RESET_MODES).nullish(),
-  success_action: z.enum(SUCCESS_ACTIONS).nullish(),
-  proxmox_verify_tls: optionalBool,
-  proxmox_ca_file: longText,
-  proxmox_fingerprint: fingerprint,
-  proxmox_required_tag: optionalText,
-  proxmox_pool: optionalText,
-  snapshot_vmstate: optionalBool,
+  ci_adapter: optionalText.describe('CI system of the runner. Only `gitlab` is supported; another value is warned about and GitLab is used.'),
+  gitlab_url: httpUrl.describe('GitLab base URL of this runner (no `/api/v4`), instead of `E2EPOOL_GITLAB_URL`. A GitLab on another origin than the global one needs its own `gitlab_token`.'),
+  gitlab_token: longText.describe('GitLab token for this runner, instead of `E2EPOOL_GITLAB_TOKEN` (scopes `read_api` and `manage_runner`). Secret: write `${VAR}`.'),
+  reset_mode: z.enum(RESET_MODES).nullish().describe('How a reset ends: `reboot` (the host reboots; a new agent session proves it), `in_place` (no reboot; readiness is checked on the same session) or `auto` (after `E2EPOOL_RESET_SETTLE_SECONDS`, a dropped session counts as a reboot). Proxmox runners always reboot.'),
+  success_action: z.enum(SUCCESS_ACTIONS).nullish().describe('What follows a successful job: `cleanup` (run `cleanup_cmd`, keep the machine as it is) or `reset` (the same reset as after a failure).'),
+  proxmox_verify_tls: optionalBool.describe('Verify the Proxmox certificate against the system CAs. `false`, with neither `proxmox_fingerprint` nor `proxmox_ca_file`, turns verification off (a warning is logged): pin the certificate instead.'),
+  proxmox_ca_file: longText.describe('PEM file of the CA that signed the Proxmox certificate (on a node: `/etc/pve/pve-root-ca.pem`), on the controller\'s file system.'),
+  proxmox_fingerprint: fingerprint.describe('SHA-256 fingerprint of the Proxmox certificate: 64 hex digits, with or without colons. Pins that certificate; wins over `proxmox_ca_file`.'),
+  proxmox_required_tag: optionalText.describe('A Proxmox tag the VM must carry; checked before every rollback (missing: needs attention, `config_changed`).'),
+  proxmox_pool: optionalText.describe('A Proxmox pool the VM must belong to, on `proxmox_node`; checked before every rollback (otherwise needs attention, `config_changed`).'),
+  snapshot_vmstate: optionalBool.describe('Include the VM\'s RAM in the snapshot, so a rolled-back VM resumes from the saved memory instead of booting. Slower and larger (in proportion to the RAM).'),
   // Ours: plain http to a non-loopback GitLab or Proxmox is refused unless this is true.
-  allow_insecure_transport: optionalBool,
+  allow_insecure_transport: optionalBool.describe('Allow plain `http://` to a GitLab or Proxmox that is not on this machine (credentials then travel in clear text).'),
 };
 
 /** Body of `POST /api/runners` (the token is generated, never supplied). */
@@ -101,8 +104,12 @@ export type RunnerInput = z.infer<typeof runnerInputSchema>;
 /** One entry of inventory.yml: the same fields plus the runner's bearer token. */
 export const inventoryRunnerSchema = z.object({
   ...runnerFieldsShape,
-  token: z.string().min(1, { message: 'String should have at least 1 character' }),
-  agent_token: z.string().min(1).nullish(),
+  token: z.string().min(1, { message: 'String should have at least 1 character' }).describe(
+    'Bearer token of the runner\'s CI jobs (`/checkpoint/*`), and of its agent while it has no `agent_token`. 24 characters or more, unique per runner; stored only as an HMAC. Write `${VAR}`.',
+  ),
+  agent_token: z.string().min(1).nullish().describe(
+    'The agent\'s own credential (24 characters or more, not equal to `token`). Once set, the runner token can no longer open an agent session. Write `${VAR}`.',
+  ),
 });
 export type InventoryRunnerInput = z.infer<typeof inventoryRunnerSchema>;
 
