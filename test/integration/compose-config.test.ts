@@ -195,16 +195,31 @@ describe('docker-compose.yml', () => {
     assert.notEqual(missing.status, 0, 'a schema dir missing from the image fails the job');
   });
 
-  it('Prometheus scrapes the internal listener and its rules name metrics the controller exports', () => {
-    const prom = parse(readFileSync(path.join(repoRoot, 'deploy', 'prometheus', 'prometheus.yml'), 'utf8'));
+  it('Prometheus scrapes the controller and the Temporal server internally; Grafana on 127.0.0.1 is provisioned with the dashboard', (t) => {
+    const loaded = composeConfig(t);
+    if (!loaded) return;
+    const { services } = loaded.config;
+    // Rules and dashboard contents: test/unit/prometheus-grafana.test.ts.
+    const prometheus = services.prometheus!;
+    const prom = parse(readFileSync(hostPath(prometheus, '/etc/prometheus/prometheus.yml'), 'utf8'));
+    const targets = (job: string) => prom.scrape_configs.find((c: { job_name: string }) => c.job_name === job)?.static_configs[0].targets;
     assert.deepEqual(prom.scrape_configs[0].static_configs[0].targets, ['controller:9464']);
-    const rules = parse(readFileSync(path.join(repoRoot, 'deploy', 'prometheus', 'rules.yml'), 'utf8')).groups.flatMap((g: { rules: unknown[] }) => g.rules);
-    const metricsSource = readFileSync(path.join(repoRoot, 'src', 'metrics', 'metrics.ts'), 'utf8');
-    assert.ok(rules.length >= 4);
-    for (const r of rules) {
-      assert.ok(r.alert && r.expr && ['critical', 'warning'].includes(r.labels?.severity) && r.annotations?.summary && r.annotations?.runbook, JSON.stringify(r));
-      for (const name of String(r.expr).match(/e2epool_[a-z_]+/g) ?? []) assert.ok(metricsSource.includes(`'${name}'`), `${r.alert} uses ${name}, which the controller does not export`);
+    assert.deepEqual(targets('temporal-server'), [`temporal:${envOf(services.temporal!).PROMETHEUS_ENDPOINT!.split(':')[1]}`]);
+    for (const file of prom.rule_files as string[]) assert.ok(existsSync(hostPath(prometheus, file)), `rule file ${file} is mounted`);
+
+    const grafana = services.grafana!;
+    assert.match(grafana.image, /^grafana\/grafana:\d+\.\d+\.\d+$/, 'a pinned Grafana release');
+    for (const service of ['grafana', 'prometheus', 'temporal-ui']) {
+      for (const port of services[service]!.ports ?? []) assert.match(String(typeof port === 'string' ? port : port.host_ip), /^127\.0\.0\.1/, `${service} is bound to 127.0.0.1: ${JSON.stringify(port)}`);
     }
+    assert.equal(envOf(grafana).GF_SECURITY_ADMIN_PASSWORD, 'change-me-grafana-admin-password', 'the admin password comes from .env');
+    const datasources = parse(readFileSync(hostPath(grafana, '/etc/grafana/provisioning/datasources/e2epool.yml'), 'utf8'));
+    const url = new URL(datasources.datasources[0].url);
+    assert.ok(services[url.hostname], `the data source is the ${url.hostname} service`);
+    const providers = parse(readFileSync(hostPath(grafana, '/etc/grafana/provisioning/dashboards/e2epool.yml'), 'utf8'));
+    const dashboardPath = path.posix.join(providers.providers[0].options.path, 'e2epool.json');
+    assert.equal(hostPath(grafana, dashboardPath), path.join(loaded.dir, 'deploy', 'grafana', 'e2epool.json'), 'the provider\'s directory holds deploy/grafana/e2epool.json');
+    assert.equal(envOf(grafana).GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH, dashboardPath);
   });
 
   describe('the namespace job against a Temporal dev server', () => {
