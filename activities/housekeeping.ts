@@ -10,6 +10,7 @@ import { ProxmoxClient } from '../src/integrations/proxmox/client.js';
 import { ProxmoxOperations } from '../src/integrations/proxmox/operations.js';
 import type { Logger } from '../src/logger.js';
 import { raiseAlert, resolveAlert } from '../src/store/alert-store.js';
+import { writeOrphanAudit } from '../src/store/settings-store.js';
 import type { Db } from '../src/store/database.js';
 import { purgeProcessedWebhooks } from '../src/webhooks/dispatcher.js';
 import { proxmoxBaseUrl, proxmoxTlsOptions } from './backend.js';
@@ -266,6 +267,7 @@ export function createHousekeepingActivities(deps: HousekeepingDeps): Housekeepi
     } else {
       alert = (await resolveAlert(db, ORPHAN_SNAPSHOTS_ALERT_KEY)).resolved ? 'resolved' : 'none';
     }
+    await writeOrphanAudit(db, { orphans: orphans.length, unchecked: unchecked.length });
     logger.info({ checkedRunners: runners.length - unchecked.length, orphans: orphans.length, unchecked: unchecked.length, alert }, 'orphan snapshot audit done');
     return { orphans, checkedRunners: runners.length - unchecked.length, unchecked, alert };
   }

@@ -4,7 +4,8 @@
 import { NativeConnection } from '@temporalio/worker';
 import { temporalConnectionSecurity } from '../temporal/connection-options.js';
 import type { Config } from './config.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
+import { installTemporalRuntime } from '../temporal/runtime.js';
 import { migrate, openDatabase } from './store/database.js';
 import { RunnerRegistry } from './inventory/registry.js';
 import { connectTemporal } from '../temporal/client.js';
@@ -13,18 +14,26 @@ import { assertSearchAttributes } from '../temporal/search-attributes-admin.js';
 import { createCheckpointQueueWorker } from './checkpoint-queue-worker.js';
 import { alertThresholdsFromConfig, createAlertMonitor } from './alerts/conditions.js';
 import { createAlertDelivery } from './alerts/delivery.js';
-import { newInstanceId } from './controller.js';
+import { newInstanceId, sdkLogLevel } from './controller.js';
 
-export async function startCheckpointWorker(config: Config): Promise<{ stop(): Promise<void> }> {
+export interface CheckpointWorkerOptions {
+  logger?: Logger;
+  /** Called once when the worker stops with an error (the `worker` command exits non-zero). */
+  onWorkerFailure?: (err: Error) => void;
+}
+
+export async function startCheckpointWorker(config: Config, opts: CheckpointWorkerOptions = {}): Promise<{ stop(): Promise<void> }> {
   const instanceId = newInstanceId();
-  const logger = createLogger({ level: config.LOG_LEVEL }).child({ instanceId, role: 'worker' });
+  const logger = (opts.logger ?? createLogger({ level: config.LOG_LEVEL })).child({ instanceId, role: 'worker' });
   const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DB_POOL_SIZE });
   try {
     await migrate(database);
     const registry = new RunnerRegistry({ db: database.db, pepper: config.TOKEN_PEPPER, logger });
+    await installTemporalRuntime({ logger, level: sdkLogLevel(config.LOG_LEVEL) });
     const { connection } = await connectTemporal(config);
     await assertServerCapabilities(connection, config.TEMPORAL_NAMESPACE);
-    await assertSearchAttributes(connection, config.TEMPORAL_NAMESPACE, { register: config.TEMPORAL_REGISTER_SEARCH_ATTRIBUTES });
+    const searchAttributes = await assertSearchAttributes(connection, config.TEMPORAL_NAMESPACE, { register: config.TEMPORAL_REGISTER_SEARCH_ATTRIBUTES });
+    logger.info({ namespace: config.TEMPORAL_NAMESPACE, registered: searchAttributes.registered }, searchAttributes.registered.length > 0 ? 'search attributes registered' : 'search attributes present');
     await connection.close();
     const workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS, ...temporalConnectionSecurity(config) });
     // Alerts the activities raise are delivered from here too; the periodic checks are serve's.
@@ -36,7 +45,11 @@ export async function startCheckpointWorker(config: Config): Promise<{ stop(): P
       intervalSeconds: config.ALERT_CHECK_INTERVAL_SECONDS,
     });
     const worker = await createCheckpointQueueWorker({ connection: workerConnection, config, db: database.db, registry, logger, instanceId, onAlert: alerts.onAlert });
-    const running = worker.run();
+    const running = worker.run().catch((err: unknown) => {
+      const error = err instanceof Error ? err : new Error(String(err));
+      logger.fatal({ err: error, taskQueue: config.TASK_QUEUE }, 'Temporal worker stopped with an error');
+      opts.onWorkerFailure?.(error);
+    });
     return {
       stop: async () => {
         worker.shutdown();

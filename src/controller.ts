@@ -36,6 +36,13 @@ import { alertThresholdsFromConfig, createAlertMonitor } from './alerts/conditio
 import { createHealthReporter } from './services/health.js';
 import { createHousekeepingRouter } from './api/routes/housekeeping.js';
 import { ensureHousekeepingSchedules } from '../temporal/schedules.js';
+import { installTemporalRuntime } from '../temporal/runtime.js';
+import { createInstanceMetrics } from './metrics/instance-metrics.js';
+
+/** The SDK's log level for our pino level. */
+export function sdkLogLevel(level: Config['LOG_LEVEL']): 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' {
+  return level === 'trace' ? 'TRACE' : level === 'debug' ? 'DEBUG' : level === 'info' ? 'INFO' : level === 'warn' ? 'WARN' : 'ERROR';
+}
 
 export interface ControllerOptions {
   /** Run the checkpoint-queue worker in this process (serve: yes; tests may split). */
@@ -43,6 +50,11 @@ export interface ControllerOptions {
   logger?: Logger;
   /** Pre-built workflow bundle (tests bundle once per file). */
   workflowBundle?: { code: string };
+  /**
+   * Called once when a Temporal worker stops with an error while the controller runs. `serve` stops
+   * and exits non-zero so its supervisor restarts it; /healthz answers 503 from that moment.
+   */
+  onWorkerFailure?: (err: Error) => void;
 }
 
 export interface Controller {
@@ -83,11 +95,15 @@ export async function startController(config: Config, opts: ControllerOptions = 
     const inventory = await startInventorySync({ registry, path: config.INVENTORY_PATH, logger, required: config.INVENTORY_REQUIRED });
     cleanups.push(() => inventory.watcher.close());
 
+    const runtime = await installTemporalRuntime({ logger, level: sdkLogLevel(config.LOG_LEVEL) });
     const { connection, client } = await connectTemporal(config);
     cleanups.push(() => connection.close());
     await assertServerCapabilities(connection, config.TEMPORAL_NAMESPACE);
-    await assertSearchAttributes(connection, config.TEMPORAL_NAMESPACE, { register: config.TEMPORAL_REGISTER_SEARCH_ATTRIBUTES });
-    await ensureHousekeepingSchedules(client, { taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, namespace: config.TEMPORAL_NAMESPACE });
+    const searchAttributes = await assertSearchAttributes(connection, config.TEMPORAL_NAMESPACE, { register: config.TEMPORAL_REGISTER_SEARCH_ATTRIBUTES });
+    logger.info({ namespace: config.TEMPORAL_NAMESPACE, registered: searchAttributes.registered }, searchAttributes.registered.length > 0 ? 'search attributes registered' : 'search attributes present');
+    const schedules = await ensureHousekeepingSchedules(client, { taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, namespace: config.TEMPORAL_NAMESPACE });
+    logger.info({ schedules: schedules.map((e) => `${e.scheduleId}:${e.outcome}`) }, 'housekeeping schedules ensured');
+    const instanceMetrics = createInstanceMetrics();
 
     const service = createCheckpointService({
       db: database.db,
@@ -96,6 +112,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
       config,
       logger,
       createRateLimit: { burst: config.CREATE_RATE_LIMIT_BURST, perMinute: config.CREATE_RATE_LIMIT_PER_MINUTE },
+      onCreateRejected: instanceMetrics.countCreateRejection,
     });
     const authFailures = new AuthFailureLimiter({ perMinute: config.AUTH_FAILURES_PER_MINUTE }, logger);
     // Set once the alert monitor exists; sessions are replaced only after start.
@@ -116,7 +133,15 @@ export async function startController(config: Config, opts: ControllerOptions = 
     registry.onTokenRotated(({ runnerId }) => void gateway.closeRunnerSessions(runnerId, 'token rotated'));
     await gateway.registerInstance();
 
-    const metricsRouter = createMetricsRouter({ db: database.db, logger, ...(config.METRICS_TOKEN ? { scrapeToken: config.METRICS_TOKEN } : {}) });
+    const healthReporter = createHealthReporter({ db: database.db, temporal: { client, namespace: config.TEMPORAL_NAMESPACE } });
+    const metricsRouter = createMetricsRouter({
+      db: database.db,
+      logger,
+      instance: instanceMetrics,
+      temporalReachable: healthReporter.temporalReachable,
+      ...(runtime.metricsUrl ? { sdkMetricsUrl: runtime.metricsUrl } : {}),
+      ...(config.METRICS_TOKEN ? { scrapeToken: config.METRICS_TOKEN } : {}),
+    });
     const dispatcher = createWebhookDispatcher({ db: database.db, temporalClient: client, logger, pollIntervalMs: 2000 });
     const dashboard = createDashboardRouter({ db: database.db, config, logger });
     const alertDelivery = createAlertDelivery({ webhookUrls: config.ALERT_WEBHOOK_URLS, format: config.ALERT_WEBHOOK_FORMAT, logger, minIntervalSeconds: 300 });
@@ -126,10 +151,18 @@ export async function startController(config: Config, opts: ControllerOptions = 
       thresholds: alertThresholdsFromConfig(config),
       logger,
       intervalSeconds: config.ALERT_CHECK_INTERVAL_SECONDS,
-      temporalReachable: createHealthReporter({ db: database.db, temporal: { client, namespace: config.TEMPORAL_NAMESPACE } }).temporalReachable,
+      temporalReachable: healthReporter.temporalReachable,
     });
+    const workers: Worker[] = [];
+    let workerFailure: Error | null = null;
     const app = createApp({
       db: database.db,
+      httpTimer: instanceMetrics.httpTimer,
+      workersRunning: () => {
+        if (workerFailure) return { ok: false, detail: 'a Temporal worker stopped with an error' };
+        if (workers.length === 0 || workers.some((w) => w.getState() !== 'RUNNING')) return { ok: false, detail: 'Temporal workers are not running' };
+        return { ok: true };
+      },
       registry,
       checkpoints: service,
       config,
@@ -192,7 +225,6 @@ export async function startController(config: Config, opts: ControllerOptions = 
 
     const workerConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS, ...temporalConnectionSecurity(config) });
     cleanups.push(() => workerConnection.close());
-    const workers: Worker[] = [];
     const gatewayWorker = await Worker.create({
       connection: workerConnection,
       namespace: config.TEMPORAL_NAMESPACE,
@@ -215,8 +247,12 @@ export async function startController(config: Config, opts: ControllerOptions = 
       );
     }
     const running = workers.map((w) =>
-      w.run().catch((err) => {
-        logger.error({ err }, 'Temporal worker stopped with an error');
+      w.run().catch((err: unknown) => {
+        const error = err instanceof Error ? err : new Error(String(err));
+        logger.fatal({ err: error, taskQueue: w.options.taskQueue }, 'Temporal worker stopped with an error');
+        if (workerFailure) return;
+        workerFailure = error;
+        opts.onWorkerFailure?.(error);
       }),
     );
     dispatcher.start();

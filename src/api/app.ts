@@ -11,7 +11,7 @@ import type { Db } from '../store/database.js';
 import { errorMiddleware, notFoundHandler } from './errors.js';
 import { createAdminCheckpointRoutes } from './routes/admin-checkpoints.js';
 import { createCheckpointRoutes } from './routes/checkpoints.js';
-import { createHealthRoutes } from './routes/health.js';
+import { createHealthRoutes, type WorkersRunning } from './routes/health.js';
 import { createRunnersRouter, type RunnerRegistryApi } from './routes/runners.js';
 
 export interface AppDeps {
@@ -27,6 +27,10 @@ export interface AppDeps {
   extraRouters?: Array<Router | RequestHandler>;
   /** Largest JSON body accepted (default 64kb). */
   bodyLimit?: string;
+  /** Runs first on every request (the instance's HTTP request timer). */
+  httpTimer?: RequestHandler;
+  /** Whether this instance's Temporal workers run; /healthz answers 503 while they do not. */
+  workersRunning?: WorkersRunning;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -38,7 +42,8 @@ export function createApp(deps: AppDeps): Express {
   const audit = deps.audit ?? createAuditRecorder(deps.db);
   const reporter = createHealthReporter({ db: deps.db, temporal: deps.temporal ? { client: deps.temporal.client, namespace: deps.config.TEMPORAL_NAMESPACE } : undefined });
 
-  app.use(createHealthRoutes({ db: deps.db, reporter }));
+  if (deps.httpTimer) app.use(deps.httpTimer);
+  app.use(createHealthRoutes({ db: deps.db, reporter, ...(deps.workersRunning ? { workersRunning: deps.workersRunning } : {}) }));
   app.use(createCheckpointRoutes({ service: deps.checkpoints, registry: deps.registry, bodyLimit: deps.bodyLimit }));
   app.use(createRunnersRouter({ registry: deps.registry, audit, adminToken: deps.config.ADMIN_TOKEN, logger: deps.logger }));
   app.use(createAdminCheckpointRoutes({ db: deps.db, service: deps.checkpoints, config: deps.config, bodyLimit: deps.bodyLimit }));

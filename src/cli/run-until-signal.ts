@@ -1,35 +1,59 @@
 // Runs a long-lived service until SIGINT/SIGTERM, then stops it and exits 0 (1 if stopping failed).
-// A failure to start prints one clear line and exits 1.
+// A failure to start prints one clear line and exits 1. `fail` lets the service end itself (a
+// worker that died): it stops and exits 1 so a supervisor restarts it.
 
-export async function runUntilSignal(start: () => Promise<() => Promise<void>>): Promise<void> {
+/** Where the lines go: plain stderr by default, a structured logger for serve and worker. */
+export interface SignalLog {
+  info(message: string): void;
+  error(message: string): void;
+}
+
+const stderrLog: SignalLog = {
+  info: (message) => process.stderr.write(`${message}\n`),
+  error: (message) => process.stderr.write(`${message}\n`),
+};
+
+export async function runUntilSignal(
+  start: (fail: (err: Error) => void) => Promise<() => Promise<void>>,
+  log: SignalLog = stderrLog,
+): Promise<void> {
   let stop: (() => Promise<void>) | null = null;
-  let signalled = false;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) {
-      process.stderr.write(`received ${signal} again, exiting now\n`);
-      process.exit(1);
-    }
-    signalled = true;
-    process.stderr.write(`received ${signal}, stopping\n`);
-    if (!stop) return; // still starting: exit once start() returns
+  let ending: { code: number } | null = null;
+  const end = (code: number) => {
+    if (ending) return;
+    ending = { code };
+    if (!stop) return; // still starting: handled once start() returns
     stop().then(
-      () => process.exit(0),
-      (err) => {
-        process.stderr.write(`Error while stopping: ${(err as Error).message}\n`);
+      () => process.exit(ending!.code),
+      (err: unknown) => {
+        log.error(`Error while stopping: ${(err as Error).message}`);
         process.exit(1);
       },
     );
   };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (ending) {
+      log.error(`received ${signal} again, exiting now`);
+      process.exit(1);
+    }
+    log.info(`received ${signal}, stopping`);
+    end(0);
+  };
+  const fail = (err: Error) => {
+    log.error(`stopping after a fatal error: ${err.message}`);
+    end(1);
+  };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    stop = await start();
+    stop = await start(fail);
   } catch (err) {
-    process.stderr.write(`Error: ${(err as Error).message}\n`);
+    log.error(`Error: ${(err as Error).message}`);
     process.exit(1);
   }
-  if (signalled) {
+  if (ending) {
+    const { code } = ending;
     await stop();
-    process.exit(0);
+    process.exit(code);
   }
 }

@@ -17,7 +17,7 @@ import { startGitlabSimulator, type GitlabSimulator } from '../../sim/gitlab/ind
 import { DEMO_VM_TAG, generateToken, planDemoRunners, writeDemoInventory, type DemoRunner } from './demo-inventory.js';
 import { startGuestAgents, type GuestAgents } from './guest-agents.js';
 import { startDemoJobs, type DemoJobs, type DemoJobsOptions } from './demo-jobs.js';
-import { routeTemporalSdkLogs } from './temporal-sdk-logs.js';
+import { installTemporalRuntime } from '../../temporal/runtime.js';
 
 export type SimProfile = 'fast' | 'realistic';
 
@@ -305,7 +305,7 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
       throw err;
     }
 
-    routeTemporalSdkLogs(logger);
+    await installTemporalRuntime({ logger });
     let controller: Controller;
     try {
       controller = await startController(config, { logger });

@@ -24,6 +24,13 @@ import { INSTANCE_STALE_SECONDS } from '../gateway/presence-store.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
 import { DURATION_SQL, RESET_DONE_EVENT, REPORTED_SOURCES, reportedSource, type DurationKind } from '../services/stats.js';
+import { VERSION } from '../services/health.js';
+import { readOrphanAudit } from '../store/settings-store.js';
+import { readMaintenance } from '../store/checkpoint-store.js';
+import type { InstanceMetrics } from './instance-metrics.js';
+
+/** How long the SDK's metrics endpoint may take before a scrape goes on without it. */
+const SDK_METRICS_TIMEOUT_MS = 1000;
 
 export interface MetricsOptions {
   db: Db;
@@ -40,9 +47,20 @@ export interface MetricsOptions {
   scrapeToken?: string;
   /** Node.js process metrics (default true). */
   processMetrics?: boolean;
+  /** Probe behind `e2epool_temporal_up`; without it the series is left out. */
+  temporalReachable?: () => Promise<boolean>;
+  /** This instance's own figures (HTTP requests, refused creates), appended to the answer. */
+  instance?: InstanceMetrics;
+  /** Where the Temporal SDK's core serves its worker metrics; appended when it answers. */
+  sdkMetricsUrl?: string;
 }
 
-export const RUNNER_STATES = ['online', 'offline', 'busy', 'idle', 'drained', 'needs_attention'] as const;
+/**
+ * Every active runner is in exactly one, first match wins: a checkpoint of it needs attention,
+ * drained, no live agent session, holds a claim, else idle. The series sum to the runner count.
+ */
+export const RUNNER_STATES = ['needs_attention', 'drained', 'offline', 'busy', 'idle'] as const;
+export const ALERT_SEVERITIES = ['critical', 'warning', 'info'] as const;
 export const CHECKPOINT_OUTCOMES = ['success', 'failure', 'canceled', 'gc_reset', 'create_failed', 'released'] as const;
 const BACKENDS = ['proxmox', 'bare_metal'] as const;
 
@@ -97,7 +115,20 @@ export function createMetrics(opts: MetricsOptions) {
   }
   const checkpointsTotal = new Counter({ name: 'e2epool_checkpoints_total', help: 'Checkpoints that ended, by outcome.', labelNames: ['backend', 'outcome'], registers });
   const finalizeTotal = new Counter({ name: 'e2epool_finalize_total', help: 'Ended checkpoints by the source of their finalize (unknown caller sources: other).', labelNames: ['source'], registers });
-  const runnersGauge = new Gauge({ name: 'e2epool_runners', help: 'Active runners by state (a runner can be in several: online and busy).', labelNames: ['state'], registers: databaseRegisters });
+  const runnersGauge = new Gauge({ name: 'e2epool_runners', help: 'Active runners by state; each is in one (needs_attention, drained, offline, busy, idle: first that applies).', labelNames: ['state'], registers: databaseRegisters });
+  const maintenanceGauge = new Gauge({ name: 'e2epool_maintenance', help: '1 while maintenance mode refuses new creates.', registers: databaseRegisters });
+  const alertsGauge = new Gauge({ name: 'e2epool_alerts_open', help: 'Open alerts by severity.', labelNames: ['severity'], registers: databaseRegisters });
+  const inboxPendingGauge = new Gauge({ name: 'e2epool_webhook_inbox_pending', help: 'Stored CI webhooks not yet delivered to their checkpoint.', registers: databaseRegisters });
+  const inboxGivenUpGauge = new Gauge({ name: 'e2epool_webhook_inbox_given_up', help: 'Stored CI webhooks whose delivery was given up (kept until retention).', registers: databaseRegisters });
+  // Left out of the answer until an audit ran: 0 would claim a check that never happened.
+  const orphansRegistry = new Registry();
+  const orphansGauge = new Gauge({ name: 'e2epool_orphan_snapshots', help: 'Orphan snapshots the last hourly audit found (left out until an audit ran).', registers: [orphansRegistry] });
+  let orphansKnown = false;
+  const buildInfo = new Gauge({ name: 'e2epool_build_info', help: 'Always 1; the labels say which e2epool and Node.js run.', labelNames: ['version', 'node'], registers });
+  buildInfo.set({ version: VERSION, node: process.version }, 1);
+  const temporalUp = opts.temporalReachable
+    ? new Gauge({ name: 'e2epool_temporal_up', help: '1 when the last scrape reached the Temporal frontend.', registers })
+    : undefined;
   const activeGauge = new Gauge({ name: 'e2epool_active_checkpoints', help: 'Checkpoints not yet ended.', registers: databaseRegisters });
   const needsAttentionGauge = new Gauge({ name: 'e2epool_needs_attention', help: 'Checkpoints waiting for an operator (needs attention).', registers: databaseRegisters });
   const sessionsGauge = new Gauge({ name: 'e2epool_agent_sessions', help: 'Agent sessions held by live controller instances.', registers: databaseRegisters });
@@ -124,27 +155,38 @@ export function createMetrics(opts: MetricsOptions) {
         join controller_instances i on i.instance_id = p.instance_id
         where not i.draining and now() - i.last_seen < make_interval(secs => ${INSTANCE_STALE_SECONDS})
       ),
-      online as (select distinct runner_id from sessions where runner_id in (select runner_id from active_runners)),
-      busy as (select distinct runner_id from checkpoints where holds_claim and runner_id in (select runner_id from active_runners))
+      classified as (
+        select case
+          when r.runner_id in (select runner_id from checkpoints where state = 'needs_attention') then 'needs_attention'
+          when r.drained then 'drained'
+          when r.runner_id not in (select runner_id from sessions) then 'offline'
+          when r.runner_id in (select runner_id from checkpoints where holds_claim) then 'busy'
+          else 'idle'
+        end as state
+        from runners r where r.is_active
+      )
       select
-        (select count(*) from active_runners) as total,
-        (select count(*) from online) as online,
-        (select count(*) from busy) as busy,
-        (select count(*) from online where runner_id not in (select runner_id from busy)) as idle,
-        (select count(*) from runners where is_active and drained) as drained,
-        (select count(distinct runner_id) from checkpoints where state = 'needs_attention') as runners_needing_attention,
+        (select coalesce(json_object_agg(state, n), '{}'::json) from (select state, count(*) as n from classified group by state) g) as runner_states,
+        (select coalesce(json_object_agg(severity, n), '{}'::json) from (select severity, count(*) as n from alerts where resolved_at is null group by severity) a) as alert_severities,
+        (select count(*) from webhook_inbox where processed_at is null and outcome is null) as inbox_pending,
+        (select count(*) from webhook_inbox where outcome = 'gave_up') as inbox_given_up,
         (select count(*) from checkpoints where state = 'needs_attention') as needs_attention,
         (select count(*) from checkpoints where state in (${ACTIVE_STATES_SQL})) as active,
         (select count(*) from checkpoints where state in (${QUEUED_STATES_SQL})) as queue_depth,
         (select count(*) from sessions) as sessions`,
     );
     const n = (v: unknown) => Number(v ?? 0);
-    runnersGauge.set({ state: 'online' }, n(r.online));
-    runnersGauge.set({ state: 'offline' }, n(r.total) - n(r.online));
-    runnersGauge.set({ state: 'busy' }, n(r.busy));
-    runnersGauge.set({ state: 'idle' }, n(r.idle));
-    runnersGauge.set({ state: 'drained' }, n(r.drained));
-    runnersGauge.set({ state: 'needs_attention' }, n(r.runners_needing_attention));
+    const json = (v: unknown): Record<string, unknown> => (typeof v === 'string' ? JSON.parse(v) : ((v ?? {}) as Record<string, unknown>));
+    const runnerStates = json(r.runner_states);
+    for (const state of RUNNER_STATES) runnersGauge.set({ state }, n(runnerStates[state]));
+    const severities = json(r.alert_severities);
+    for (const severity of ALERT_SEVERITIES) alertsGauge.set({ severity }, n(severities[severity]));
+    inboxPendingGauge.set(n(r.inbox_pending));
+    inboxGivenUpGauge.set(n(r.inbox_given_up));
+    maintenanceGauge.set((await readMaintenance(db)).enabled ? 1 : 0);
+    const audit = await readOrphanAudit(db);
+    orphansKnown = audit !== null;
+    if (audit) orphansGauge.set(audit.orphans);
     activeGauge.set(n(r.active));
     needsAttentionGauge.set(n(r.needs_attention));
     sessionsGauge.set(n(r.sessions));
@@ -202,10 +244,27 @@ export function createMetrics(opts: MetricsOptions) {
    * count the same rows twice), and its text serves every scrape for a few seconds.
    */
   const scrape = sharedResult(async (): Promise<string> => {
-    await refresh();
-    const [own, fromDatabase] = await Promise.all([registry.metrics(), databaseReadable ? databaseRegistry.metrics() : '']);
-    return own + fromDatabase;
+    const [, reachable, sdk] = await Promise.all([refresh(), opts.temporalReachable?.().catch(() => false), sdkMetrics()]);
+    temporalUp?.set(reachable ? 1 : 0);
+    const [own, fromDatabase, orphans, instance] = await Promise.all([
+      registry.metrics(),
+      databaseReadable ? databaseRegistry.metrics() : '',
+      databaseReadable && orphansKnown ? orphansRegistry.metrics() : '',
+      opts.instance ? opts.instance.registry.metrics() : '',
+    ]);
+    return [own, fromDatabase, orphans, instance, sdk].filter((part) => part.trim() !== '').map((part) => (part.endsWith('\n') ? part : `${part}\n`)).join('');
   }, opts.cacheMs ?? 2000);
+
+  /** The SDK core's exposition text, or nothing when it is off or does not answer in time. */
+  async function sdkMetrics(): Promise<string> {
+    if (!opts.sdkMetricsUrl) return '';
+    try {
+      const res = await fetch(opts.sdkMetricsUrl, { signal: AbortSignal.timeout(SDK_METRICS_TIMEOUT_MS) });
+      return res.ok ? await res.text() : '';
+    } catch {
+      return '';
+    }
+  }
 
   return { registry, scrape, contentType: registry.contentType };
 }

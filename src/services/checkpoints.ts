@@ -90,6 +90,8 @@ export interface CheckpointServiceDeps {
   /** How long the API waits past the workflow's create deadline before answering 503 (default 15 s). */
   clientGraceSeconds?: number;
   now?: () => number;
+  /** Told of every create that ends in an error (metrics count them by code). */
+  onCreateRejected?: (err: unknown) => void;
 }
 
 export interface CheckpointService {
@@ -282,70 +284,79 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
     }
   }
 
-  return {
+  async function createCheckpoint(callerRunnerId: string, body: CreateRequestBody, opts: CreateOptions): Promise<CheckpointResponse> {
+    const runnerId = body.runner_id ?? callerRunnerId;
+    const jobId = body.job_id;
+    // Ownership before existence: whether another runner id exists is not this token's business.
+    if (runnerId !== callerRunnerId) throw new E2epoolError('forbidden', NOT_AUTHORIZED_FOR_RUNNER);
+    const runner = await registry.getRunner(runnerId);
+    if (!runner) throw new E2epoolError('runner_not_found', RUNNER_NOT_IN_INVENTORY);
+    if (typeof jobId !== 'string') throw new E2epoolError('validation', 'job_id is required');
+    const fits = checkJobIdFitsName(jobId);
+    if (!fits.ok) throw new E2epoolError('validation', fits.detail);
+
+    // Read-model pre-checks, in claimRunner's order, so most rejections never start a workflow.
+    const maintenance = await readMaintenance(db);
+    if (maintenance.enabled) throw new E2epoolError('maintenance', maintenance.message);
+    if (runner.drained) throw new E2epoolError('draining', `Runner '${runnerId}' is drained and accepts no new checkpoints`);
+    const holder = await findClaimHolder(db, runnerId);
+    const mine = sameJobHolder(holder, jobId);
+    if (mine) return attach(mine);
+    if (config.FINALIZE_COOLDOWN_SECONDS > 0) {
+      const last = await lastFinalizeQueuedAt(db, runnerId);
+      if (last && now() - last.getTime() < config.FINALIZE_COOLDOWN_SECONDS * 1000) {
+        throw new E2epoolError('cooldown', 'Cooldown period active, try again later');
+      }
+    }
+    // A holder still waiting for its job, or being reset, answers 409 at once; one that is
+    // cleaning up on the success path is left to the workflow, which waits for it a while.
+    if (holder && (await markIfOrphanClaim(db, client, holder, logger))) {
+      throw new E2epoolError('conflict', `Active checkpoint '${holder.name}' already exists for runner '${runnerId}' (its workflow has ended: an operator must release it)`);
+    }
+    if (holder && (holder.state === 'creating' || holder.state === 'created' || isOnResetPath(holder.state as CheckpointState))) {
+      throw new E2epoolError('conflict', `Active checkpoint '${holder.name}' already exists for runner '${runnerId}'`);
+    }
+    if (!limiter.take(runnerId)) throw new E2epoolError('rate_limited', `Too many create requests for runner '${runnerId}'`);
+
+    const name = mintCheckpointName(jobId, Math.floor(now() / 1000), randomBytes(4).toString('hex'));
+    const createSeconds = opts.legacySession ? Math.min(config.CREATE_TIMEOUT_SECONDS, LEGACY_AGENT_CREATE_SECONDS) : config.CREATE_TIMEOUT_SECONDS;
+    const deadlineMs = now() + createSeconds * 1000;
+    // A legacy agent stops listening at 30 s: our own last word must come before that.
+    const grace = opts.legacySession ? Math.min(graceMs, (30 - createSeconds - 1) * 1000) : graceMs;
+    const input: CheckpointWorkflowInput = {
+      name,
+      runnerId,
+      jobId,
+      backend: runner.backend,
+      timings: checkpointTimingsFromConfig(config),
+      ...(body.project_id ? { projectId: String(body.project_id) } : {}),
+      ...(body.caller ? { caller: body.caller } : {}),
+    };
+    try {
+      await withClientDeadline(name, deadlineMs, (signal) => runCreate(input, deadlineMs, signal), grace);
+    } catch (err) {
+      // Lost a race against a create of the same job (a client retry): attach to the winner.
+      if (err instanceof E2epoolError && err.code === 'conflict') {
+        const winner = sameJobHolder(await findClaimHolder(db, runnerId), jobId);
+        if (winner) return attach(winner);
+      }
+      // The caller heard "unavailable" and will not use this checkpoint: one that was still
+      // created late would hold the runner until its TTL. Canceled, it is compensated or reset.
+      if (err instanceof E2epoolError && err.code === 'controller_timeout') await cancelUnanswered(name);
+      throw err;
+    }
+    logger.info({ runnerId, checkpoint: name, workflowId: name, jobId }, 'checkpoint created');
+    return respond(name);
+  }
+
+  const service: CheckpointService = {
     async create(callerRunnerId, body, opts = {}) {
-      const runnerId = body.runner_id ?? callerRunnerId;
-      const jobId = body.job_id;
-      // Ownership before existence: whether another runner id exists is not this token's business.
-      if (runnerId !== callerRunnerId) throw new E2epoolError('forbidden', NOT_AUTHORIZED_FOR_RUNNER);
-      const runner = await registry.getRunner(runnerId);
-      if (!runner) throw new E2epoolError('runner_not_found', RUNNER_NOT_IN_INVENTORY);
-      if (typeof jobId !== 'string') throw new E2epoolError('validation', 'job_id is required');
-      const fits = checkJobIdFitsName(jobId);
-      if (!fits.ok) throw new E2epoolError('validation', fits.detail);
-
-      // Read-model pre-checks, in claimRunner's order, so most rejections never start a workflow.
-      const maintenance = await readMaintenance(db);
-      if (maintenance.enabled) throw new E2epoolError('maintenance', maintenance.message);
-      if (runner.drained) throw new E2epoolError('draining', `Runner '${runnerId}' is drained and accepts no new checkpoints`);
-      const holder = await findClaimHolder(db, runnerId);
-      const mine = sameJobHolder(holder, jobId);
-      if (mine) return attach(mine);
-      if (config.FINALIZE_COOLDOWN_SECONDS > 0) {
-        const last = await lastFinalizeQueuedAt(db, runnerId);
-        if (last && now() - last.getTime() < config.FINALIZE_COOLDOWN_SECONDS * 1000) {
-          throw new E2epoolError('cooldown', 'Cooldown period active, try again later');
-        }
-      }
-      // A holder still waiting for its job, or being reset, answers 409 at once; one that is
-      // cleaning up on the success path is left to the workflow, which waits for it a while.
-      if (holder && (await markIfOrphanClaim(db, client, holder, logger))) {
-        throw new E2epoolError('conflict', `Active checkpoint '${holder.name}' already exists for runner '${runnerId}' (its workflow has ended: an operator must release it)`);
-      }
-      if (holder && (holder.state === 'creating' || holder.state === 'created' || isOnResetPath(holder.state as CheckpointState))) {
-        throw new E2epoolError('conflict', `Active checkpoint '${holder.name}' already exists for runner '${runnerId}'`);
-      }
-      if (!limiter.take(runnerId)) throw new E2epoolError('rate_limited', `Too many create requests for runner '${runnerId}'`);
-
-      const name = mintCheckpointName(jobId, Math.floor(now() / 1000), randomBytes(4).toString('hex'));
-      const createSeconds = opts.legacySession ? Math.min(config.CREATE_TIMEOUT_SECONDS, LEGACY_AGENT_CREATE_SECONDS) : config.CREATE_TIMEOUT_SECONDS;
-      const deadlineMs = now() + createSeconds * 1000;
-      // A legacy agent stops listening at 30 s: our own last word must come before that.
-      const grace = opts.legacySession ? Math.min(graceMs, (30 - createSeconds - 1) * 1000) : graceMs;
-      const input: CheckpointWorkflowInput = {
-        name,
-        runnerId,
-        jobId,
-        backend: runner.backend,
-        timings: checkpointTimingsFromConfig(config),
-        ...(body.project_id ? { projectId: String(body.project_id) } : {}),
-        ...(body.caller ? { caller: body.caller } : {}),
-      };
       try {
-        await withClientDeadline(name, deadlineMs, (signal) => runCreate(input, deadlineMs, signal), grace);
+        return await createCheckpoint(callerRunnerId, body, opts);
       } catch (err) {
-        // Lost a race against a create of the same job (a client retry): attach to the winner.
-        if (err instanceof E2epoolError && err.code === 'conflict') {
-          const winner = sameJobHolder(await findClaimHolder(db, runnerId), jobId);
-          if (winner) return attach(winner);
-        }
-        // The caller heard "unavailable" and will not use this checkpoint: one that was still
-        // created late would hold the runner until its TTL. Canceled, it is compensated or reset.
-        if (err instanceof E2epoolError && err.code === 'controller_timeout') await cancelUnanswered(name);
+        deps.onCreateRejected?.(err);
         throw err;
       }
-      logger.info({ runnerId, checkpoint: name, workflowId: name, jobId }, 'checkpoint created');
-      return respond(name);
     },
 
     async finalize(callerRunnerId, body, defaultSource) {
@@ -436,6 +447,7 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
       return readMaintenance(db);
     },
   };
+  return service;
 }
 
 /** Clears a claim whose workflow no longer exists, recording the transition like a projection. */

@@ -2,7 +2,13 @@
 // checkpoint (no double count across scrapes, even concurrent ones), closed label sets only.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'drizzle-orm';
 import { createMetricsRouter } from '../../src/metrics/metrics.js';
+import { createInstanceMetrics } from '../../src/metrics/instance-metrics.js';
+import { E2epoolError } from '../../src/domain/errors.js';
+import { VERSION } from '../../src/services/health.js';
+import { raiseAlert, resolveAlert } from '../../src/store/alert-store.js';
+import { writeOrphanAudit } from '../../src/store/settings-store.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
 import { at, insertCheckpoint, insertRunner, insertSessions, serve, type TestServer } from './observability-fixtures.js';
 
@@ -61,8 +67,11 @@ after(async () => {
 void describe('/metrics', { timeout: 60_000 }, () => {
   it('gauges read from the database', async () => {
     const { m } = await scrape();
-    const gauges = Object.fromEntries(['online', 'offline', 'busy', 'idle', 'drained', 'needs_attention'].map((s) => [s, m.get(`e2epool_runners{state="${s}"}`)]));
-    assert.deepEqual(gauges, { online: 2, offline: 2, busy: 3, idle: 1, drained: 1, needs_attention: 1 });
+    // One state per runner: bravo needs attention (and is offline), delta is drained (and online),
+    // charlie has no live session (and holds a claim), alpha holds a claim; the retired one is out.
+    const gauges = Object.fromEntries(['needs_attention', 'drained', 'offline', 'busy', 'idle'].map((s) => [s, m.get(`e2epool_runners{state="${s}"}`)]));
+    assert.deepEqual(gauges, { needs_attention: 1, drained: 1, offline: 1, busy: 1, idle: 0 });
+    assert.equal(m.has('e2epool_runners{state="online"}'), false, 'no overlapping state');
     assert.equal(m.get('e2epool_active_checkpoints'), 3);
     assert.equal(m.get('e2epool_needs_attention'), 1);
     assert.equal(m.get('e2epool_agent_sessions'), 2);
@@ -118,7 +127,10 @@ void describe('/metrics', { timeout: 60_000 }, () => {
       backend: /^(proxmox|bare_metal|other)$/,
       outcome: /^(success|failure|canceled|gc_reset|create_failed|released)$/,
       source: /^(hook|agent|webhook|poller|ttl|cancel|operator|other)$/,
-      state: /^(online|offline|busy|idle|drained|needs_attention)$/,
+      state: /^(offline|busy|idle|drained|needs_attention)$/,
+      severity: /^(critical|warning|info)$/,
+      version: /^\d+\.\d+\.\d+/,
+      node: /^v\d+\./,
       le: /^([\d.]+|\+Inf)$/,
     };
     for (const line of text.split('\n').filter((l) => l.startsWith('e2epool_'))) {
@@ -126,6 +138,54 @@ void describe('/metrics', { timeout: 60_000 }, () => {
         assert.ok(allowed[label!], `unexpected label ${label} in ${line}`);
         assert.match(value!, allowed[label!]!, line);
       }
+    }
+  });
+
+  it('alerts by severity, webhook inbox, maintenance, orphan audit and build info', async () => {
+    const db = database.db;
+    let { m } = await scrape();
+    assert.deepEqual(['critical', 'warning', 'info'].map((s) => m.get(`e2epool_alerts_open{severity="${s}"}`)), [0, 0, 0]);
+    assert.equal(m.get('e2epool_maintenance'), 0);
+    assert.equal(m.get('e2epool_orphan_snapshots'), undefined, 'unknown until an audit ran');
+    assert.equal(m.get(`e2epool_build_info{version="${VERSION}",node="${process.version}"}`), 1);
+    await raiseAlert(db, { key: 'metrics-test:a', severity: 'critical', message: 'a' });
+    await raiseAlert(db, { key: 'metrics-test:b', severity: 'warning', message: 'b' });
+    await raiseAlert(db, { key: 'metrics-test:c', severity: 'warning', message: 'c' });
+    await resolveAlert(db, 'metrics-test:c');
+    await db.execute(sql`insert into webhook_inbox (event_id, provider, payload) values ('metrics-1', 'gitlab', '{}'), ('metrics-2', 'gitlab', '{}')`);
+    await db.execute(sql`insert into webhook_inbox (event_id, provider, payload, outcome, attempts) values ('metrics-3', 'gitlab', '{}', 'gave_up', 20)`);
+    await db.execute(sql`insert into webhook_inbox (event_id, provider, payload, outcome, processed_at) values ('metrics-4', 'gitlab', '{}', 'signaled', now())`);
+    await db.execute(sql`insert into controller_settings (key, value) values ('maintenance', '{"enabled": true, "message": "upgrade"}') on conflict (key) do update set value = excluded.value`);
+    await writeOrphanAudit(db, { orphans: 3, unchecked: 1 });
+    ({ m } = await scrape());
+    assert.deepEqual(['critical', 'warning', 'info'].map((s) => m.get(`e2epool_alerts_open{severity="${s}"}`)), [1, 1, 0]);
+    assert.equal(m.get('e2epool_webhook_inbox_pending'), 2);
+    assert.equal(m.get('e2epool_webhook_inbox_given_up'), 1);
+    assert.equal(m.get('e2epool_maintenance'), 1);
+    assert.equal(m.get('e2epool_orphan_snapshots'), 3);
+    await db.execute(sql`update controller_settings set value = '{"enabled": false}' where key = 'maintenance'`);
+    await resolveAlert(db, 'metrics-test:a');
+    await resolveAlert(db, 'metrics-test:b');
+  });
+
+  it("appends this instance's figures and the Temporal probe", async () => {
+    const instance = createInstanceMetrics();
+    let reachable = true;
+    const s = await serve(createMetricsRouter({ db: database.db, processMetrics: false, cacheMs: 0, instance, temporalReachable: async () => reachable }));
+    try {
+      instance.countCreateRejection(new E2epoolError('maintenance', 'upgrade'));
+      instance.countCreateRejection(new E2epoolError('maintenance', 'upgrade'));
+      instance.countCreateRejection(new Error('not ours'));
+      let { m } = await scrape(s.base);
+      assert.equal(m.get('e2epool_create_rejections_total{reason="maintenance"}'), 2);
+      assert.equal(m.get('e2epool_create_rejections_total{reason="internal"}'), 1);
+      assert.equal(m.get('e2epool_create_rejections_total{reason="conflict"}'), 0, 'known reasons start at zero');
+      assert.equal(m.get('e2epool_temporal_up'), 1);
+      reachable = false;
+      ({ m } = await scrape(s.base));
+      assert.equal(m.get('e2epool_temporal_up'), 0);
+    } finally {
+      await s.close();
     }
   });
 
@@ -163,7 +223,8 @@ void describe('/metrics', { timeout: 60_000 }, () => {
       assert.equal(m.get('e2epool_database_up'), 0);
       assert.equal(m.get('e2epool_queue_depth'), undefined);
       assert.equal(m.get('e2epool_active_checkpoints'), undefined);
-      assert.equal(m.has('e2epool_runners{state="online"}'), false);
+      assert.equal(m.has('e2epool_runners{state="offline"}'), false);
+      assert.equal(m.get('e2epool_maintenance'), undefined);
       assert.equal(m.get('e2epool_checkpoints_total{backend="proxmox",outcome="success"}'), 0, 'counters stay');
       assert.match(text, /process_cpu_user_seconds_total/);
     } finally {

@@ -5,7 +5,7 @@
 // SDK core's worker metrics, merged into /metrics with the prefix temporal_) against the metric
 // names in the SDK core's sources shipped in node_modules. No promtool here (Debian's prometheus
 // package is ~100 MB), so PromQL is checked by a small tokenizer, not a parser.
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -26,14 +26,6 @@ const EXPORTED_METRICS = [
   'e2epool_reset_duration_seconds',
   'e2epool_readiness_duration_seconds',
   'e2epool_turnaround_seconds',
-];
-
-/**
- * PENDING: series being added to src/metrics/ in parallel work, not committed when these rules were
- * written. They are allowed in rules and dashboards but not yet required in the source; once one is
- * exported (the test reports it), move it to EXPORTED_METRICS.
- */
-const PENDING_METRICS = [
   'e2epool_build_info',
   'e2epool_temporal_up',
   'e2epool_maintenance',
@@ -44,6 +36,7 @@ const PENDING_METRICS = [
   'e2epool_orphan_snapshots',
   'e2epool_http_request_duration_seconds',
 ];
+
 
 /** The Temporal SDK core's worker metrics, as its Prometheus exporter names them with our options. */
 const SDK_METRICS = [
@@ -80,9 +73,8 @@ const LABEL_VALUES: Record<string, Record<string, string[]>> = {
  * Runbook anchors the rules point at that docs/runbook.md does not have yet (it is being rewritten);
  * the test reports each once it exists. Any other anchor must exist now.
  */
-const PENDING_RUNBOOK_ANCHORS = ['temporal-unreachable', 'open-alerts', 'create-rejections', 'http-errors', 'temporal-workers'];
 
-const ALLOWED = new Set([...EXPORTED_METRICS, ...PENDING_METRICS, ...SDK_METRICS, ...PROMETHEUS_METRICS]);
+const ALLOWED = new Set([...EXPORTED_METRICS, ...SDK_METRICS, ...PROMETHEUS_METRICS]);
 
 const PROMQL_WORDS = new Set(['and', 'or', 'unless', 'offset', 'bool', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'inf', 'nan', 'Inf', 'NaN']);
 
@@ -136,7 +128,7 @@ function assertKnownSeries(expr: string, where: string): void {
  * summing them over instances multiplies by the instance count. The per-instance ones (reachability,
  * build info, HTTP, refused creates, SDK worker metrics) are left out.
  */
-const DATABASE_WIDE = new Set([...EXPORTED_METRICS, ...PENDING_METRICS].filter((m) => !['e2epool_database_up', 'e2epool_temporal_up', 'e2epool_build_info', 'e2epool_create_rejections_total', 'e2epool_http_request_duration_seconds'].includes(m)));
+const DATABASE_WIDE = new Set(EXPORTED_METRICS.filter((m) => !['e2epool_database_up', 'e2epool_temporal_up', 'e2epool_build_info', 'e2epool_create_rejections_total', 'e2epool_http_request_duration_seconds'].includes(m)));
 const AGGREGATIONS = new Set(['sum', 'min', 'max', 'avg', 'group', 'stddev', 'stdvar', 'count', 'count_values', 'bottomk', 'topk', 'quantile', 'limitk', 'limit_ratio']);
 
 interface Call {
@@ -237,20 +229,14 @@ function rustSources(dir: string, out: string[] = []): string[] {
 }
 
 describe('metric names', () => {
-  it('the exported list matches what src/metrics/ defines; pending ones are reported once they exist', (t: TestContext) => {
+  it('the exported list matches what src/metrics/ defines', () => {
     const exported = exportedNames();
     for (const name of EXPORTED_METRICS) assert.ok(exported.has(name), `${name} is not defined in src/metrics/ (name: '${name}')`);
-    for (const name of PENDING_METRICS) {
-      assert.ok(!EXPORTED_METRICS.includes(name));
-      if (exported.has(name)) t.diagnostic(`${name} is defined in src/metrics/ now: move it from PENDING_METRICS to EXPORTED_METRICS`);
-      else t.diagnostic(`${name} is pending: not defined in src/metrics/ yet`);
-    }
   });
 
-  it('the temporal_ names are the SDK core worker metrics under the prefix the runtime sets', (t: TestContext) => {
+  it('the temporal_ names are the SDK core worker metrics under the prefix the runtime sets', () => {
     const runtime = path.join(repoRoot, 'temporal', 'runtime.ts');
-    if (existsSync(runtime)) assert.match(readFileSync(runtime, 'utf8'), /metricPrefix: 'temporal_'/);
-    else t.diagnostic('temporal/runtime.ts (the SDK metrics merged into /metrics) is pending');
+    assert.match(readFileSync(runtime, 'utf8'), /metricPrefix: 'temporal_'/);
     const crates = path.join(repoRoot, 'node_modules', '@temporalio', 'core-bridge', 'sdk-core', 'crates');
     assert.ok(existsSync(crates), `${crates}: the SDK core sources ship with @temporalio/core-bridge`);
     const source = rustSources(crates).join('\n');
@@ -305,16 +291,11 @@ describe('deploy/prometheus/rules.yml', () => {
     for (const r of rules()) assertAggregation(String(r.expr), r.alert!);
   });
 
-  it('the runbook anchors exist in docs/runbook.md, or are listed as pending', (t: TestContext) => {
+  it('the runbook anchors exist in docs/runbook.md', () => {
     const existing = anchors(readFileSync(path.join(repoRoot, 'docs', 'runbook.md'), 'utf8'));
-    const used = new Set(rules().map((r) => String(r.annotations!.runbook).split('#')[1]!));
-    for (const anchor of used) {
-      if (existing.has(anchor)) {
-        if (PENDING_RUNBOOK_ANCHORS.includes(anchor)) t.diagnostic(`docs/runbook.md#${anchor} exists now: drop it from PENDING_RUNBOOK_ANCHORS`);
-        continue;
-      }
-      assert.ok(PENDING_RUNBOOK_ANCHORS.includes(anchor), `docs/runbook.md has no section #${anchor}`);
-      t.diagnostic(`docs/runbook.md#${anchor} is pending`);
+    for (const r of rules()) {
+      const anchor = String(r.annotations!.runbook).split('#')[1]!;
+      assert.ok(existing.has(anchor), `${r.alert}: docs/runbook.md has no section #${anchor}`);
     }
   });
 });

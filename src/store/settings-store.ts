@@ -1,0 +1,33 @@
+// Small facts kept in controller_settings that more than one instance reads: the last orphan
+// snapshot audit's counts (for /metrics).
+import { sql } from 'drizzle-orm';
+import type { Db } from './database.js';
+
+const ORPHAN_AUDIT_KEY = 'orphan_snapshot_audit';
+
+export interface OrphanAuditSummary {
+  /** Orphan snapshots the last audit found (a lower bound when runners were unchecked). */
+  orphans: number;
+  /** Runners whose snapshots the last audit could not list. */
+  unchecked: number;
+  at: string;
+}
+
+async function rows(db: Db, query: ReturnType<typeof sql>): Promise<any[]> {
+  const result: any = await db.execute(query);
+  return result.rows ?? result;
+}
+
+export async function writeOrphanAudit(db: Db, summary: Omit<OrphanAuditSummary, 'at'>): Promise<void> {
+  const value = JSON.stringify({ ...summary, at: new Date().toISOString() });
+  await db.execute(sql`
+    insert into controller_settings (key, value, updated_at) values (${ORPHAN_AUDIT_KEY}, ${value}::jsonb, now())
+    on conflict (key) do update set value = excluded.value, updated_at = now()`);
+}
+
+export async function readOrphanAudit(db: Db): Promise<OrphanAuditSummary | null> {
+  const [row] = await rows(db, sql`select value from controller_settings where key = ${ORPHAN_AUDIT_KEY}`);
+  const value = row?.value as Partial<OrphanAuditSummary> | undefined;
+  if (!value || typeof value.orphans !== 'number') return null;
+  return { orphans: value.orphans, unchecked: Number(value.unchecked ?? 0), at: String(value.at ?? '') };
+}
