@@ -1,4 +1,5 @@
 // The one schema for every E2EPOOL_* setting. docs/configuration.md is generated from it.
+import { trustedProxyList } from './api/client-address.js';
 import { z } from 'zod';
 
 const seconds = (def: number, what: string) =>
@@ -33,6 +34,18 @@ export const configSchema = z.object({
   HTTP_REQUEST_TIMEOUT_SECONDS: positiveSeconds(30, 'A client must send its whole request (headers and body) within this many seconds; answers may take longer.'),
   HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: positiveSeconds(5, 'Idle keep-alive connections are closed after this many seconds.'),
   HTTP_MAX_CONNECTIONS: positiveSeconds(4096, 'Most open connections (HTTP and agent WebSockets together); more are refused.'),
+  TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((u) => u.trim()).filter((u) => u.length > 0))
+    .superRefine((entries, ctx) => {
+      try {
+        trustedProxyList(entries);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .describe('Comma-separated addresses or CIDR ranges of reverse proxies (nginx) whose X-Forwarded-For names the client, for the failed-authentication limit and logs. Empty: the socket address counts.'),
   AUTH_FAILURES_PER_MINUTE: seconds(30, 'Failed authentications one address may make per minute (HTTP and agent handshakes); past it 429 until the minute ends. 0 disables.'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
 

@@ -114,7 +114,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
       createRateLimit: { burst: config.CREATE_RATE_LIMIT_BURST, perMinute: config.CREATE_RATE_LIMIT_PER_MINUTE },
       onCreateRejected: instanceMetrics.countCreateRejection,
     });
-    const authFailures = new AuthFailureLimiter({ perMinute: config.AUTH_FAILURES_PER_MINUTE }, logger);
+    const authFailures = new AuthFailureLimiter({ perMinute: config.AUTH_FAILURES_PER_MINUTE, trustedProxies: config.TRUSTED_PROXIES }, logger);
     // Set once the alert monitor exists; sessions are replaced only after start.
     let alertSessionReplaced: (info: { runnerId: string; previousRemote?: string | undefined; remote?: string | undefined }) => void = () => undefined;
     const gateway = createAgentGateway({

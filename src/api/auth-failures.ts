@@ -1,10 +1,14 @@
 // Failed authentications per remote address (HTTP and agent handshakes alike): past the limit in a
 // minute, the address gets 429 without its credentials being checked until the minute is over.
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../logger.js';
+import { clientAddressResolver, type ClientAddressOf } from './client-address.js';
 
 export interface AuthFailureLimits {
   /** Failed authentications one address may make per minute; 0 disables the limit. */
   perMinute: number;
+  /** Proxies whose X-Forwarded-For names the client (E2EPOOL_TRUSTED_PROXIES). */
+  trustedProxies?: readonly string[];
 }
 
 const WINDOW_MS = 60_000;
@@ -13,12 +17,25 @@ const MAX_TRACKED = 10_000;
 
 export class AuthFailureLimiter {
   private readonly windows = new Map<string, { startedAt: number; failures: number; logged: boolean }>();
+  /** The client's address of a request, through trusted proxies. */
+  readonly addressOf: ClientAddressOf;
 
   constructor(
     private readonly limits: AuthFailureLimits,
     private readonly logger?: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.addressOf = clientAddressResolver(limits.trustedProxies ?? []);
+  }
+
+  /** Whether the request's client is over its limit now. */
+  isRequestBlocked(req: IncomingMessage): boolean {
+    return this.isBlocked(this.addressOf(req));
+  }
+
+  recordRequestFailure(req: IncomingMessage, surface: string): void {
+    this.recordFailure(this.addressOf(req), surface);
+  }
 
   /** Whether this address is over its limit now (its request is then answered 429). */
   isBlocked(address: string | undefined): boolean {

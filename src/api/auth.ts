@@ -13,13 +13,13 @@ function limiterOf(req: Request): AuthFailureLimiter | undefined {
 
 /** Answers 429 when the caller's address is over its failed-authentication limit. */
 function refusedForFailures(req: Request, res: Response): boolean {
-  if (!limiterOf(req)?.isBlocked(req.socket.remoteAddress)) return false;
+  if (!limiterOf(req)?.isRequestBlocked(req)) return false;
   res.status(429).json({ detail: TOO_MANY_FAILED_AUTHENTICATIONS });
   return true;
 }
 
 function failed(req: Request, surface: string): void {
-  limiterOf(req)?.recordFailure(req.socket.remoteAddress, surface);
+  limiterOf(req)?.recordRequestFailure(req, surface);
 }
 
 const BEARER = 'Bearer ';

@@ -267,13 +267,13 @@ export class AgentGateway {
   }
 
   private async handshake(req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<void> {
-    const where = { url: stripSecretsFromUrl(req.url ?? ''), remote: req.socket.remoteAddress };
-    if (this.state !== 'running') return rejectUpgrade(socket, 503, 'Controller instance is shutting down', { 'Retry-After': '1' });
     const limiter = this.deps.authFailures;
-    if (limiter?.isBlocked(req.socket.remoteAddress)) return rejectUpgrade(socket, 429, TOO_MANY_FAILED_AUTHENTICATIONS, { 'Retry-After': '60' });
+    const where = { url: stripSecretsFromUrl(req.url ?? ''), remote: limiter ? limiter.addressOf(req) : req.socket.remoteAddress };
+    if (this.state !== 'running') return rejectUpgrade(socket, 503, 'Controller instance is shutting down', { 'Retry-After': '1' });
+    if (limiter?.isRequestBlocked(req)) return rejectUpgrade(socket, 429, TOO_MANY_FAILED_AUTHENTICATIONS, { 'Retry-After': '60' });
     const creds = readCredentials(req, url, { allowQueryToken: this.deps.allowQueryTokens !== false });
     if (!creds.ok) {
-      limiter?.recordFailure(req.socket.remoteAddress, 'agent');
+      limiter?.recordRequestFailure(req, 'agent');
       this.logger.warn({ ...where }, `agent handshake rejected: ${creds.detail}`);
       return rejectUpgrade(socket, creds.status, creds.detail);
     }
@@ -286,7 +286,7 @@ export class AgentGateway {
       return rejectUpgrade(socket, 503, 'Runner registry unavailable', { 'Retry-After': '5' });
     }
     if (!identity || (creds.runnerId !== undefined && identity.runnerId !== creds.runnerId)) {
-      limiter?.recordFailure(req.socket.remoteAddress, 'agent');
+      limiter?.recordRequestFailure(req, 'agent');
       this.logger.warn({ ...where, runnerId: creds.runnerId }, 'agent handshake rejected: invalid credentials');
       return rejectUpgrade(socket, 403, 'Invalid credentials');
     }

@@ -184,7 +184,7 @@ interface Reply {
 }
 
 /** HTTPS through nginx, verifying its certificate against the throwaway CA for the name localhost. */
-function viaNginx(method: string, p: string, opts: { token?: string; body?: unknown } = {}): Promise<Reply> {
+function viaNginx(method: string, p: string, opts: { token?: string; body?: unknown; forwardedFor?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const req = https.request(
@@ -196,6 +196,7 @@ function viaNginx(method: string, p: string, opts: { token?: string; body?: unkn
         ca: readFileSync(tls.cert),
         headers: {
           ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+          ...(opts.forwardedFor ? { 'x-forwarded-for': opts.forwardedFor } : {}),
           ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
         },
         timeout: 30_000,
@@ -324,6 +325,9 @@ describe('production shape: nginx (TLS) → two serve instances → PostgreSQL a
       E2EPOOL_PORT: '0',
       E2EPOOL_LOG_LEVEL: 'info',
       E2EPOOL_SHUTDOWN_GRACE_SECONDS: '5',
+      // nginx on this machine is the proxy; a low limit keeps the lock-out case short.
+      E2EPOOL_TRUSTED_PROXIES: '127.0.0.1',
+      E2EPOOL_AUTH_FAILURES_PER_MINUTE: '5',
     };
     // Both at once, as a rollout starts them: migrations run under an advisory lock.
     serves.push(...(await Promise.all([startServe('serve-a', settings), startServe('serve-b', settings)])));
@@ -469,6 +473,18 @@ describe('production shape: nginx (TLS) → two serve instances → PostgreSQL a
     assert.equal(stream.status, 200);
     assert.match(stream.contentType, /^text\/event-stream/);
     assert.equal(JSON.parse(/^data: (.*)$/m.exec(stream.text)![1]!).runners.length, RUNNER_IDS.length);
+  });
+
+  it('a client whose logins fail is limited alone: others behind the same nginx still sign in', async (t) => {
+    if (!haveNginx) return t.skip('nginx not installed (not CI)');
+    // nginx appends the socket address to what the client sent; the controllers trust nginx and
+    // take the right-most address before it. Here the "clients" tell nginx who they are.
+    const lockedOut = '203.0.113.7';
+    for (let i = 0; i < 12; i++) await viaNginx('GET', '/api/dashboard/state', { token: `wrong-token-number-${i}-for-the-limit`, forwardedFor: lockedOut });
+    const blocked = await viaNginx('GET', '/api/dashboard/state', { token: ADMIN_TOKEN, forwardedFor: lockedOut });
+    assert.equal(blocked.status, 429, blocked.body);
+    assert.equal((await viaNginx('GET', '/api/dashboard/state', { token: ADMIN_TOKEN, forwardedFor: '198.51.100.20' })).status, 200);
+    assert.equal((await viaNginx('GET', '/api/dashboard/state', { token: ADMIN_TOKEN })).status, 200, 'the operator at the proxy itself is not locked out');
   });
 
   it('/metrics is not reachable through nginx, only on each instance\'s internal metrics port', async (t) => {

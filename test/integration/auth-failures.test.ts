@@ -39,3 +39,33 @@ describe('failed authentications per address', () => {
     assert.equal(await get(ADMIN), 200);
   });
 });
+
+describe('failed authentications behind a trusted reverse proxy', () => {
+  let server: http.Server;
+  let base: string;
+  const log = captureLogger();
+
+  before(async () => {
+    const app = express();
+    // The test's requests come from 127.0.0.1, playing the proxy.
+    app.locals.authFailures = new AuthFailureLimiter({ perMinute: 3, trustedProxies: ['127.0.0.0/8', '10.1.0.0/16'] }, log.logger);
+    app.get('/admin', requireAdminToken(ADMIN), (_req, res) => void res.json({ ok: true }));
+    server = http.createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  const get = async (token: string, forwardedFor: string) =>
+    (await fetch(`${base}/admin`, { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': forwardedFor } })).status;
+
+  it("blocks the client named by X-Forwarded-For, not everyone behind the proxy", async () => {
+    for (let i = 0; i < 3; i++) assert.equal(await get('wrong', '203.0.113.7'), 403);
+    assert.equal(await get(ADMIN, '203.0.113.7'), 429);
+    assert.equal(await get(ADMIN, '198.51.100.20'), 200, 'another client through the same proxy still gets in');
+    // A client cannot dodge the limit by prepending addresses: the right-most untrusted hop counts.
+    assert.equal(await get(ADMIN, '192.0.2.1, 203.0.113.7'), 429);
+    assert.equal(await get(ADMIN, '203.0.113.7, 10.1.2.3'), 429, 'trusted hops are skipped');
+    assert.ok(log.lines.some((l) => l.includes('203.0.113.7')), 'the log names the client, not the proxy');
+  });
+});
