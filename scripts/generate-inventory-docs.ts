@@ -1,7 +1,7 @@
 // Writes docs/inventory.md from the inventory's zod schema (src/inventory/runner-config.ts): every
 // runner key per backend, with its type, whether it is required, its default and its description.
 // The defaults are read from the code that applies them (toRunnerConfig), never typed in here.
-// Run: npx tsx scripts/generate-inventory-docs.ts (test/unit/inventory-docs.test.ts fails when the
+// Run: npm run docs:inventory (test/unit/inventory-docs.test.ts fails when the
 // committed file differs from what this renders).
 import { realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -129,7 +129,7 @@ export function renderInventoryReference(): string {
   const lines = [
     '# Inventory reference',
     '',
-    '<!-- Generated from src/inventory/runner-config.ts by `npx tsx scripts/generate-inventory-docs.ts`. Do not edit by hand: a test fails when this file is stale. -->',
+    '<!-- Generated from src/inventory/runner-config.ts by `npm run docs:inventory`. Do not edit by hand: a test fails when this file is stale. -->',
     '',
     'The inventory is a YAML file (`E2EPOOL_INVENTORY_PATH`, see [configuration.md](configuration.md)) with one',
     'top-level key, `runners`, a list of runner entries. The Python e2epool\'s files load unchanged; see',
