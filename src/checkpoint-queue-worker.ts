@@ -13,7 +13,7 @@ import type { DeliverableAlert } from './alerts/delivery.js';
 
 export interface CheckpointQueueWorkerDeps {
   connection: NativeConnection;
-  config: Pick<Config, 'TEMPORAL_NAMESPACE' | 'TASK_QUEUE' | 'HTTPX_TIMEOUT' | 'GITLAB_URL' | 'GITLAB_TOKEN'>;
+  config: Pick<Config, 'TEMPORAL_NAMESPACE' | 'TASK_QUEUE' | 'HTTPX_TIMEOUT' | 'GITLAB_URL' | 'GITLAB_TOKEN' | 'SHUTDOWN_GRACE_SECONDS'>;
   db: Db;
   registry: RunnerRegistry;
   logger: Logger;
@@ -31,6 +31,9 @@ export function createCheckpointQueueWorker(deps: CheckpointQueueWorkerDeps): Pr
     connection: deps.connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TASK_QUEUE,
+    // On stop, running activities get the grace to finish before they are cancelled (and retried
+    // by another worker); stop timeouts of supervisors allow for it (deploy/systemd, compose).
+    shutdownGraceTime: `${config.SHUTDOWN_GRACE_SECONDS}s`,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : workflowSource()),
     activities: {
       ...createActivities({ db, registry, logger, instanceId, httpTimeoutMs, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN, onAlert }),

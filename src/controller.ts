@@ -229,6 +229,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
       connection: workerConnection,
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: gatewayTaskQueue(instanceId),
+      shutdownGraceTime: `${config.SHUTDOWN_GRACE_SECONDS}s`,
       activities: createGatewayActivities({ gateway, registry, logger }),
     });
     workers.push(gatewayWorker);

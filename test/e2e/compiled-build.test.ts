@@ -82,4 +82,50 @@ describe('compiled build', { timeout: 300_000 }, () => {
     assert.ok(webpack.every((m) => /webpack[\\/]lib[\\/](index|util[\\/]memoize)\.js$/.test(m)), `webpack modules loaded: ${webpack.join(', ')}`);
     process.stdout.write(`# compiled serve: listening after ${startMs} ms; ${modules.length} CommonJS modules, none of tsx, esbuild or typescript, ${webpack.length} of webpack (its lazy index)\n`);
   });
+
+  it('runs from dist/ on Node.js 22 too (the Dockerfile\'s line)', async () => {
+    const node22 = path.join(repoRoot, '.tools', 'node22', 'bin', 'node');
+    if (!existsSync(node22)) {
+      if (process.env.CI === 'true') throw new Error(`${node22} is missing: scripts/install-tools.sh installs it`);
+      return;
+    }
+    assert.ok(existsSync(path.join(repoRoot, 'dist', 'workflow-bundle.js')), 'the build of the test above');
+    assert.match(spawnSync(node22, ['--version'], { encoding: 'utf8' }).stdout, /^v22\./);
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('E2EPOOL_')));
+    child = spawn(node22, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'serve', '--port', '0'], {
+      cwd: dir,
+      env: {
+        ...clean,
+        E2EPOOL_DATABASE_URL: `pglite:${path.join(dir, 'pglite-node22')}`,
+        E2EPOOL_TEMPORAL_ADDRESS: (env as unknown as { address: string }).address,
+        E2EPOOL_TOKEN_PEPPER: 'pepper-for-the-compiled-build-test',
+        E2EPOOL_ADMIN_TOKEN: 'admin-token-for-the-compiled-build-test',
+        E2EPOOL_INVENTORY_PATH: path.join(dir, 'inventory.yml'),
+        E2EPOOL_LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`serve on Node 22 did not start:\n${out}`)), 120_000);
+      child!.stdout!.on('data', () => {
+        const m = /listening on (http:\/\/\S+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      void exited.then((code) => reject(new Error(`serve on Node 22 exited ${code}:\n${out}`)));
+    });
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    assert.match(metrics, /^e2epool_build_info\{version="[^"]+",node="v22\./m);
+    assert.match(metrics, /^temporal_worker_task_slots_available\{/m, 'the SDK core runs on Node 22');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0, out);
+    child = undefined;
+  });
 });
