@@ -2,10 +2,10 @@
 // createGatewayActivities(deps) for this instance's own queue (`gatewayTaskQueue(instanceId)`).
 // Each object goes through withFailureMapping, so thrown E2epoolErrors become typed Temporal failures.
 import type { AgentGateway } from '../src/gateway/gateway.js';
-import { createAgentActivities } from '../src/gateway/agent-activities.js';
 import type { RunnerRegistry } from '../src/inventory/registry.js';
 import type { Logger } from '../src/logger.js';
 import type { Db } from '../src/store/database.js';
+import { createAgentActivities } from './agent.js';
 import { createBackendActivities, type BackendTuning } from './backend.js';
 import { createCiActivities } from './ci.js';
 import { withFailureMapping } from './failure-mapping.js';
@@ -18,7 +18,7 @@ export { createBackendActivities, proxmoxBaseUrl, DEFAULT_NODE_CAP, type Backend
 export { createCiActivities, type CiDeps } from './ci.js';
 export { createRouteActivities, resolveAgentRoute, type RouteDeps } from './routes.js';
 export { createStoreActivities, type StoreDeps } from './store.js';
-export { createAgentActivities, type AgentActivityDeps } from '../src/gateway/agent-activities.js';
+export { createAgentActivities, type AgentActivityDeps } from './agent.js';
 export { gatewayTaskQueue } from './types.js';
 export type * from './types.js';
 

@@ -2,7 +2,7 @@
 // what it declares and how long it has been up. Answered from the database alone.
 import { and, eq, sql } from 'drizzle-orm';
 import { agentPresence } from '../db/schema.js';
-import { resolveRoute } from '../src/gateway/presence-store.js';
+import { resolveRoute } from '../src/store/agent-presence.js';
 import type { Db } from '../src/store/database.js';
 import { gatewayTaskQueue, type AgentRoute, type RouteActivities } from './types.js';
 

@@ -1,5 +1,5 @@
 // The one schema for every E2EPOOL_* setting. docs/configuration.md is generated from it.
-import { trustedProxyList } from './api/client-address.js';
+import { trustedProxyList } from './util/client-address.js';
 import { z } from 'zod';
 
 const seconds = (def: number, what: string) =>

@@ -9,7 +9,7 @@ import { raiseAlert } from './store/alert-store.js';
 import { AdminTokens } from './api/admin-tokens.js';
 import { createAuditRouter } from './api/routes/audit.js';
 import express from 'express';
-import { AuthFailureLimiter } from './api/auth-failures.js';
+import { AuthFailureLimiter } from './util/auth-failures.js';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { NativeConnection, Worker } from '@temporalio/worker';

@@ -9,7 +9,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import { queuedStates, rebootWindowStates } from '../domain/checkpoint-states.js';
 import { statesSql } from '../store/state-sql.js';
 import type { Config } from '../config.js';
-import { INSTANCE_STALE_SECONDS } from '../gateway/presence-store.js';
+import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
 import { openAlerts, raiseAlert, resolveAlert } from '../store/alert-store.js';

@@ -3,7 +3,7 @@
 import { constantTimeEqual } from '../integrations/gitlab/constant-time.js';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Runner } from '../inventory/registry.js';
-import { TOO_MANY_FAILED_AUTHENTICATIONS, type AuthFailureLimiter } from './auth-failures.js';
+import { TOO_MANY_FAILED_AUTHENTICATIONS, type AuthFailureLimiter } from '../util/auth-failures.js';
 import { AdminTokens } from './admin-tokens.js';
 
 /** The app's limiter of failed authentications (app.locals), when it has one. */

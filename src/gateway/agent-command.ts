@@ -18,7 +18,7 @@ export interface AgentCommandRequest {
   legacyCmd?: string;
 }
 
-export interface AgentCommandResult {
+export interface AgentCommandOutput {
   exitCode: number;
   stdout: string;
   stderr: string;
@@ -68,7 +68,7 @@ export async function runAgentCommand(
   runnerId: string,
   request: AgentCommandRequest,
   opts: { replyGraceSeconds: number },
-): Promise<AgentCommandResult> {
+): Promise<AgentCommandOutput> {
   validateRequest(request);
   const { id, frame } = commandFrame(session, runnerId, request);
   const live = session as AgentSession;

@@ -3,14 +3,14 @@
 // database, enforces heartbeats, handles agent requests off the socket's read path, runs commands on
 // runner hosts, and drains gracefully.
 import { EventEmitter } from 'node:events';
-import { TOO_MANY_FAILED_AUTHENTICATIONS, type AuthFailureLimiter } from '../api/auth-failures.js';
+import { TOO_MANY_FAILED_AUTHENTICATIONS, type AuthFailureLimiter } from '../util/auth-failures.js';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { E2epoolError } from '../domain/errors.js';
 import { stripSecretsFromUrl, type Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
-import { DEFAULT_REPLY_GRACE_SECONDS, runAgentCommand, type AgentCommandRequest, type AgentCommandResult } from './agent-command.js';
+import { DEFAULT_REPLY_GRACE_SECONDS, runAgentCommand, type AgentCommandRequest, type AgentCommandOutput } from './agent-command.js';
 import { errorEnvelope, parseFrame, type HelloPayload, type RequestType } from './envelope.js';
 import { readCredentials, rejectUpgrade } from './handshake.js';
 import { INSTANCE_HEARTBEAT_SECONDS, markInstanceDraining, registerInstance, startInstanceHeartbeat, type InstanceHeartbeat } from './instance-store.js';
@@ -21,7 +21,7 @@ import { handleAgentRequest, type AgentRequestHandler } from './request-dispatch
 import { AgentSession, monotonicNow, type AgentSessionInfo, type SessionEndReason } from './session.js';
 
 export type { AgentRequestHandler } from './request-dispatch.js';
-export type { AgentCommandRequest, AgentCommandResult } from './agent-command.js';
+export type { AgentCommandRequest, AgentCommandOutput } from './agent-command.js';
 export type { AgentSessionInfo, SessionEndReason } from './session.js';
 
 export const AGENT_WS_PATH = '/ws/agent';
@@ -178,7 +178,7 @@ export class AgentGateway {
   }
 
   /** Runs a command on the runner host through its live session on this instance. */
-  async runCommand(runnerId: string, request: AgentCommandRequest): Promise<AgentCommandResult> {
+  async runCommand(runnerId: string, request: AgentCommandRequest): Promise<AgentCommandOutput> {
     if (this.state !== 'running') {
       throw new E2epoolError('agent_not_delivered', `Agent ${runnerId} not connected: controller instance is shutting down`, { draining: true });
     }

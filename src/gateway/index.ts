@@ -9,11 +9,11 @@ export {
   type SessionEvent,
   type AgentRequestHandler,
   type AgentCommandRequest,
-  type AgentCommandResult,
+  type AgentCommandOutput,
   type AgentSessionInfo,
   type SessionEndReason,
 } from './gateway.js';
-export { resolveRoute, PresenceStore, INSTANCE_STALE_SECONDS, type AgentRoute } from './presence-store.js';
+export { PresenceStore } from './presence-store.js';
 export { registerInstance, heartbeatInstance, markInstanceDraining, startInstanceHeartbeat, INSTANCE_HEARTBEAT_SECONDS } from './instance-store.js';
 export { redactSecrets, truncateOutput, sanitizeOutput, MAX_OUTPUT_CHARS } from '../redaction.js';
 export { MAX_FRAME_BYTES } from './envelope.js';

@@ -1,12 +1,10 @@
 // Agent presence in the database: which instance holds which runner's session, under which epoch.
 // Every write is guarded by the session epoch, so a late write of an old session (on this instance
-// or another one) never overwrites or deletes the row of a newer session.
-import { and, eq, lt, lte, sql } from 'drizzle-orm';
-import { agentPresence, controllerInstances } from '../../db/schema.js';
+// or another one) never overwrites or deletes the row of a newer session. Routing reads the rows
+// through src/store/agent-presence.ts.
+import { and, eq, lte, sql } from 'drizzle-orm';
+import { agentPresence } from '../../db/schema.js';
 import type { Db } from '../store/database.js';
-
-/** Instances silent for longer than this are not routed to. */
-export const INSTANCE_STALE_SECONDS = 30;
 
 export interface PresenceSession {
   runnerId: string;
@@ -15,11 +13,6 @@ export interface PresenceSession {
   agentVersion?: string | null;
   /** null for legacy sessions (no hello). */
   declaredCommands: string[] | null;
-}
-
-export interface AgentRoute {
-  instanceId: string;
-  sessionEpoch: number;
 }
 
 export class PresenceStore {
@@ -102,26 +95,4 @@ export class PresenceStore {
       .returning({ runnerId: agentPresence.runnerId });
     return rows.length;
   }
-}
-
-/**
- * Where a runner's live session is: its instance and epoch, ignoring instances that are draining
- * or have not heartbeated for `staleAfterSeconds`. Uses the database clock only.
- */
-export async function resolveRoute(db: Db, runnerId: string, opts: { staleAfterSeconds?: number } = {}): Promise<AgentRoute | null> {
-  const stale = opts.staleAfterSeconds ?? INSTANCE_STALE_SECONDS;
-  const rows = await db
-    .select({ instanceId: agentPresence.instanceId, sessionEpoch: agentPresence.sessionEpoch })
-    .from(agentPresence)
-    .innerJoin(controllerInstances, eq(controllerInstances.instanceId, agentPresence.instanceId))
-    .where(
-      and(
-        eq(agentPresence.runnerId, runnerId),
-        eq(controllerInstances.draining, false),
-        lt(sql`now() - ${controllerInstances.lastSeen}`, sql`make_interval(secs => ${stale})`),
-      ),
-    )
-    .limit(1);
-  const row = rows[0];
-  return row ? { instanceId: row.instanceId, sessionEpoch: Number(row.sessionEpoch) } : null;
 }

@@ -20,7 +20,7 @@ import { STRICT_ROUTING } from '../api/strict-routing.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { sql, type SQL } from 'drizzle-orm';
 import { endStates } from '../domain/checkpoint-states.js';
-import { INSTANCE_STALE_SECONDS } from '../gateway/presence-store.js';
+import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
 import { DURATION_SQL, RESET_DONE_EVENT, REPORTED_SOURCES, reportedSource, type DurationKind } from '../services/stats.js';

@@ -1,9 +1,19 @@
 // The audit log of operator actions (`audit_log`). Details never carry secrets.
 import { auditLog } from '../../db/schema.js';
-import type { AuditEntry, AuditRecorder } from '../api/routes/runners.js';
 import type { Db } from '../store/database.js';
 
-export type { AuditEntry, AuditRecorder };
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  target?: string | null;
+  /** Never a secret. */
+  detail?: Record<string, unknown>;
+}
+
+/** Writes one row of `audit_log`. */
+export interface AuditRecorder {
+  record(entry: AuditEntry): Promise<void>;
+}
 
 export function createAuditRecorder(db: Db): AuditRecorder {
   return {

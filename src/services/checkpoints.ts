@@ -21,7 +21,7 @@ import { isOnResetPath, type CheckpointState } from '../domain/checkpoint-states
 import { E2epoolError, type ErrorCode } from '../domain/errors.js';
 import { FINALIZE_SOURCE_PATTERN, parseFinalizeStatus } from '../domain/finalize.js';
 import type { AgentRequestHandler } from '../gateway/request-dispatch.js';
-import { resolveRoute } from '../gateway/presence-store.js';
+import { resolveRoute } from '../store/agent-presence.js';
 import type { Runner } from '../inventory/registry.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';

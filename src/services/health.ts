@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { sql } from 'drizzle-orm';
 import { redactSecrets } from '../redaction.js';
-import { INSTANCE_STALE_SECONDS } from '../gateway/presence-store.js';
+import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
 import { redactDatabaseUrl, type Db } from '../store/database.js';
 import { readMaintenance, type MaintenanceState } from '../store/checkpoint-store.js';
 

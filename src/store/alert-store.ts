@@ -1,7 +1,7 @@
 // Open alerts, deduplicated by key: raising an open key again changes nothing; resolving closes it.
 import { sql } from 'drizzle-orm';
 import type { Db } from './database.js';
-import type { AlertInput } from '../../activities/types.js';
+import type { AlertInput } from './types.js';
 
 export async function raiseAlert(db: Db, alert: AlertInput): Promise<{ raised: boolean }> {
   const result: any = await db.execute(sql`

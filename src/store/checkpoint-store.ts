@@ -3,7 +3,7 @@
 // anything but the runner row.
 import { sql } from 'drizzle-orm';
 import type { Db } from './database.js';
-import type { ClaimInput, ClaimResult, ProgressInput, ProgressResult, ProjectionInput, RunnerPlan } from '../../activities/types.js';
+import type { ClaimInput, ClaimResult, ProgressInput, ProgressResult, ProjectionInput, RunnerPlan } from './types.js';
 import { isEndState, type CheckpointState } from '../domain/checkpoint-states.js';
 import { parseRunnerOptions } from '../inventory/runner-config.js';
 

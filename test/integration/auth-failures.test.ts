@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-import { AuthFailureLimiter } from '../../src/api/auth-failures.js';
+import { AuthFailureLimiter } from '../../src/util/auth-failures.js';
 import { requireAdminToken } from '../../src/api/auth.js';
 import { captureLogger } from './activities-harness.js';
 

@@ -2,7 +2,7 @@
 // checkpoint service standing in for the real one, a token registry, captured logs, and a small
 // WebSocket agent client.
 import assert from 'node:assert/strict';
-import type { AuthFailureLimiter } from '../../src/api/auth-failures.js';
+import type { AuthFailureLimiter } from '../../src/util/auth-failures.js';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';

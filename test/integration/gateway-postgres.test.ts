@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { eq, sql } from 'drizzle-orm';
 import { agentPresence, controllerInstances } from '../../db/schema.js';
-import { PresenceStore, resolveRoute } from '../../src/gateway/index.js';
+import { PresenceStore } from '../../src/gateway/index.js';
+import { resolveRoute } from '../../src/store/agent-presence.js';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
 import { assertNoTokensLogged, eventually, startGateway, TestAgent, TOKENS, type GatewayHarness } from './gateway-harness.js';
 

@@ -1,6 +1,6 @@
 // Session lifecycle over real sockets (PGlite): replacement, heartbeat timeout, revocation, drain.
 import assert from 'node:assert/strict';
-import { AuthFailureLimiter } from '../../src/api/auth-failures.js';
+import { AuthFailureLimiter } from '../../src/util/auth-failures.js';
 import { after, before, describe, it } from 'node:test';
 import { eq } from 'drizzle-orm';
 import { agentPresence, controllerInstances } from '../../db/schema.js';

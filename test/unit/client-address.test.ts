@@ -3,7 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import { clientAddressResolver, trustedProxyList } from '../../src/api/client-address.js';
+import { clientAddressResolver, trustedProxyList } from '../../src/util/client-address.js';
 import { loadConfig } from '../../src/config.js';
 
 const request = (remoteAddress: string, xff?: string) => ({ socket: { remoteAddress }, headers: xff === undefined ? {} : { 'x-forwarded-for': xff } }) as unknown as IncomingMessage;

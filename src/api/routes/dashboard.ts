@@ -8,7 +8,7 @@ import { STRICT_ROUTING } from '../strict-routing.js';
 import { asc, eq, sql } from 'drizzle-orm';
 import { agentPresence, controllerInstances, runners } from '../../../db/schema.js';
 import type { Config } from '../../config.js';
-import { INSTANCE_STALE_SECONDS } from '../../gateway/presence-store.js';
+import { INSTANCE_STALE_SECONDS } from '../../store/agent-presence.js';
 import type { Logger } from '../../logger.js';
 import { LIST_MAX_LIMIT, listCheckpoints, temporalUiLink, type CheckpointListItem } from '../../services/checkpoint-listing.js';
 import { createHealthReporter, type HealthSummary } from '../../services/health.js';

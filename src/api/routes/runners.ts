@@ -9,19 +9,7 @@ import { runnerView } from '../../inventory/registry.js';
 import { runnerInputSchema } from '../../inventory/runner-config.js';
 import type { Logger } from '../../logger.js';
 import { requireAdminToken, type AdminIdentity } from '../auth.js';
-
-export interface AuditEntry {
-  actor: string;
-  action: string;
-  target?: string | null;
-  /** Never a secret. */
-  detail?: Record<string, unknown>;
-}
-
-/** Writes one row of `audit_log`. */
-export interface AuditRecorder {
-  record(entry: AuditEntry): Promise<void>;
-}
+import type { AuditRecorder } from '../../services/audit.js';
 
 export type RunnerRegistryApi = Pick<
   RunnerRegistry,

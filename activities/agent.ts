@@ -2,11 +2,11 @@
 // runs a command through the live session held here, on exactly the session the workflow routed to.
 // A failed command is an answer; a lost or wrong route is an error the workflow re-routes on.
 import { Context } from '@temporalio/activity';
-import type { AgentActivities, AgentCommandInput, AgentCommandResult } from '../../activities/types.js';
-import { E2epoolError } from '../domain/errors.js';
-import type { Runner, RunnerRegistry } from '../inventory/registry.js';
-import type { Logger } from '../logger.js';
-import type { AgentGateway } from './gateway.js';
+import { E2epoolError } from '../src/domain/errors.js';
+import type { AgentGateway } from '../src/gateway/gateway.js';
+import type { Runner, RunnerRegistry } from '../src/inventory/registry.js';
+import type { Logger } from '../src/logger.js';
+import type { AgentActivities, AgentCommandInput, AgentCommandResult } from './types.js';
 
 export interface AgentActivityDeps {
   gateway: Pick<AgentGateway, 'sessionOf' | 'runCommand'>;
