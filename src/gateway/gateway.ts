@@ -16,7 +16,7 @@ import { readCredentials, rejectUpgrade } from './handshake.js';
 import { INSTANCE_HEARTBEAT_SECONDS, markInstanceDraining, registerInstance, startInstanceHeartbeat, type InstanceHeartbeat } from './instance-store.js';
 import { PresenceStore } from './presence-store.js';
 import { DEFAULT_RATE_LIMIT, type RateLimitSettings } from './rate-limit.js';
-import { SessionRegistry } from './registry.js';
+import { SessionRegistry } from './session-registry.js';
 import { handleAgentRequest, type AgentRequestHandler } from './request-dispatch.js';
 import { AgentSession, monotonicNow, type AgentSessionInfo, type SessionEndReason } from './session.js';
 

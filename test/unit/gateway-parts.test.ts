@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { MAX_OUTPUT_CHARS, redactSecrets, sanitizeOutput, truncateOutput } from '../../src/redaction.js';
 import { readCredentials } from '../../src/gateway/handshake.js';
 import { FloodGuard, TokenBucket } from '../../src/gateway/rate-limit.js';
-import { SessionRegistry } from '../../src/gateway/registry.js';
+import { SessionRegistry } from '../../src/gateway/session-registry.js';
 import type { AgentSession } from '../../src/gateway/session.js';
 
 void describe('rate limits', () => {
