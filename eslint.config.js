@@ -89,6 +89,17 @@ export default tseslint.config(
   ...layerRules,
   {
     files: ['**/*.js'],
+    ignores: ['src/dashboard/**'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+  {
+    // The dashboard's browser script: a classic script (inlined into the page), browser globals only.
+    files: ['src/dashboard/**/*.js'],
+    languageOptions: {
+      ecmaVersion: 2022,
+      sourceType: 'script',
+      globals: Object.fromEntries(['window', 'document', 'location', 'history', 'navigator', 'sessionStorage', 'fetch', 'AbortController', 'TextDecoder', 'URL', 'URLSearchParams', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'console'].map((name) => [name, 'readonly'])),
+    },
+    rules: { strict: ['error', 'global'] },
   },
 );

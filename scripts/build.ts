@@ -1,6 +1,7 @@
 // `npm run build`: compiles the controller to dist/ (same layout as the sources, so relative paths
 // to package.json and db/migrations hold) and bundles the workflow code once into
-// dist/workflow-bundle.js, which compiled workers load instead of running webpack at start.
+// dist/workflow-bundle.js, which compiled workers load instead of running webpack at start. Non-TS
+// assets the code reads (migrations, the dashboard's files) are copied next to the compiled code.
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +17,8 @@ execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'b
 cpSync(path.join(root, 'package.json'), path.join(dist, 'package.json'));
 mkdirSync(path.join(dist, 'db'), { recursive: true });
 cpSync(path.join(root, 'db', 'migrations'), path.join(dist, 'db', 'migrations'), { recursive: true });
+// Files tsc does not emit but the code reads at start: the dashboard page (HTML, CSS, browser JS).
+cpSync(path.join(root, 'src', 'dashboard'), path.join(dist, 'src', 'dashboard'), { recursive: true });
 
 const { code } = await bundleWorkflowCode({ workflowsPath: path.join(root, 'workflows', 'index.ts'), logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} } as never });
 writeFileSync(path.join(dist, 'workflow-bundle.js'), code);

@@ -3,7 +3,8 @@
 // and Temporal links, maintenance on and off, drain, release of a checkpoint in needs attention, and
 // a live update arriving over the event stream without a reload or a poll.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -18,6 +19,7 @@ import { raiseAlert } from '../../src/store/alert-store.js';
 import { sql } from 'drizzle-orm';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
 import { startDevServerEnv } from '../helpers/temporal.js';
+import { repoRoot } from '../../temporal/tool-paths.js';
 import { ADMIN_TOKEN, call, eventually, startApiHarness, type ApiHarness } from '../integration/api-harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -167,6 +169,13 @@ void describe('operator dashboard', { timeout: 150_000 }, () => {
     assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'sha256-/);
     assert.ok(!html.includes(ADMIN_TOKEN) && !html.includes('dash-a'), 'the page itself carries no data and no secret');
     assert.ok(!/<script[^>]+src=|<link[^>]+href=(?!"data:)|https?:\/\//.test(html), 'no external assets');
+    // The page's style and script are the files in src/dashboard/, inlined, and allowed by their hashes.
+    const csp = page.headers.get('content-security-policy') ?? '';
+    for (const [file, directive] of [['dashboard.js', 'script-src'], ['dashboard.css', 'style-src']] as const) {
+      const text = readFileSync(path.join(repoRoot, 'src', 'dashboard', file), 'utf8');
+      assert.ok(html.includes(text), `${file} is inlined as it is`);
+      assert.ok(csp.includes(`${directive} 'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`), `${directive} allows ${file} by its hash`);
+    }
   });
 
   it('in Chromium: sign in, watch, toggle maintenance, drain, release, and live updates', async () => {
