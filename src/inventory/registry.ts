@@ -1,72 +1,20 @@
 // The runner registry: the `runners` table is the source of truth for every instance. Tokens are kept
-// only as HMAC hashes; inventory.yml is synced in when its content changed; API runners are never
-// touched by a sync.
+// only as HMAC hashes; inventory.yml is synced in when its content changed (inventory-sync.ts); API
+// runners are never touched by a sync. The admin API's view of a runner is src/api/runner-view.ts.
 import { and, asc, eq } from 'drizzle-orm';
-import { controllerSettings, runners } from '../../db/schema.js';
+import { runners } from '../../db/schema.js';
 import { E2epoolError } from '../domain/errors.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
-import type { InventoryFile, InventoryRunner } from './inventory-file.js';
+import type { InventoryFile } from './inventory-file.js';
+import { syncInventory, type InventorySyncResult } from './inventory-sync.js';
 import { issueLines } from './issues.js';
-import {
-  apiRuleMessage,
-  checkRunnerRules,
-  parseRunnerOptions,
-  runnerInputSchema,
-  toRunnerConfig,
-  type Backend,
-  type RunnerConfig,
-} from './runner-config.js';
-import { DEVELOPMENT_TOKEN_PEPPER, generateRunnerToken, hashToken, pepperFingerprint, tokenHashesEqual } from './token-hash.js';
+import { apiRuleMessage, checkRunnerRules, runnerInputSchema, toRunnerConfig } from './runner-config.js';
+import { configColumns, rowToRunner, type Runner } from './runner-rows.js';
+import { DEVELOPMENT_TOKEN_PEPPER, generateRunnerToken, hashToken, tokenHashesEqual } from './token-hash.js';
 
-export type RunnerRow = typeof runners.$inferSelect;
-export type RunnerSource = 'inventory' | 'api';
-
-/** A registered runner with its options resolved. Carries no token and no token hash. */
-export interface Runner extends RunnerConfig {
-  source: RunnerSource;
-  /** The agent has its own credential; false = legacy scheme (the runner token opens agent sessions). */
-  hasAgentCredential: boolean;
-  isActive: boolean;
-  drained: boolean;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-/** `RunnerResponse` of the admin API: e2epool's fields, then ours. Never any secret. */
-export interface RunnerResponse {
-  runner_id: string;
-  backend: string;
-  proxmox_host: string | null;
-  proxmox_user: string | null;
-  proxmox_token_name: string | null;
-  proxmox_node: string | null;
-  proxmox_vmid: number | null;
-  reset_cmd: string | null;
-  cleanup_cmd: string | null;
-  readiness_cmd: string | null;
-  gitlab_runner_id: number | null;
-  tags: string[];
-  is_active: boolean;
-  created_at: string;
-  updated_at: string;
-  source: RunnerSource;
-  drained: boolean;
-  reset_mode: string;
-  success_action: string;
-  gitlab_url: string | null;
-  proxmox_verify_tls: boolean;
-  proxmox_ca_file: string | null;
-  proxmox_fingerprint: string | null;
-  proxmox_required_tag: string | null;
-  proxmox_pool: string | null;
-  snapshot_vmstate: boolean;
-  allow_insecure_transport: boolean;
-  /** `agent_token`: the agent has its own credential; `runner_token`: legacy, CI's token opens agent sessions. */
-  agent_credential: 'agent_token' | 'runner_token';
-  /** Only in the answers that issue a token (create, rotate): shown once. */
-  token?: string;
-}
+export { INVENTORY_HASH_KEY, type InventorySyncResult } from './inventory-sync.js';
+export { rowToRunner, type Runner, type RunnerRow, type RunnerSource } from './runner-rows.js';
 
 export interface RunnerEvent {
   runnerId: string;
@@ -74,118 +22,6 @@ export interface RunnerEvent {
   cause: 'api' | 'inventory';
 }
 export type RunnerListener = (event: RunnerEvent) => void | Promise<void>;
-
-export interface InventorySyncResult {
-  /** false when the stored content hash already matched: nothing was read or written. */
-  applied: boolean;
-  created: string[];
-  updated: string[];
-  reactivated: string[];
-  unchanged: string[];
-  deactivated: string[];
-  skipped: string[];
-  warnings: string[];
-}
-
-export const INVENTORY_HASH_KEY = 'inventory_hash';
-
-/** API timestamps as e2epool wrote them: ISO-8601 in UTC without an offset. */
-function naiveUtc(d: Date): string {
-  return d.toISOString().replace(/Z$/, '');
-}
-
-export function rowToRunner(row: RunnerRow): Runner {
-  return {
-    runnerId: row.runnerId,
-    backend: row.backend as Backend,
-    proxmoxHost: row.proxmoxHost,
-    proxmoxUser: row.proxmoxUser,
-    proxmoxTokenName: row.proxmoxTokenName,
-    proxmoxTokenValue: row.proxmoxTokenValue,
-    proxmoxNode: row.proxmoxNode,
-    proxmoxVmid: row.proxmoxVmid,
-    resetCmd: row.resetCmd,
-    cleanupCmd: row.cleanupCmd,
-    readinessCmd: row.readinessCmd,
-    gitlabRunnerId: row.gitlabRunnerId,
-    tags: Array.isArray(row.tags) ? row.tags : [],
-    options: parseRunnerOptions(row.options ?? {}, row.backend, row.cleanupCmd),
-    source: row.source === 'inventory' ? 'inventory' : 'api',
-    hasAgentCredential: row.agentTokenHash !== null && row.agentTokenHash !== undefined,
-    isActive: row.isActive,
-    drained: row.drained,
-    createdAt: row.createdAt,
-    updatedAt: row.updatedAt,
-  };
-}
-
-/** The admin API's view of a runner. Built field by field so no secret can slip in. */
-export function runnerView(runner: Runner | RunnerRow, token?: string): RunnerResponse {
-  const r = 'tokenHash' in runner ? rowToRunner(runner) : runner;
-  const view: RunnerResponse = {
-    runner_id: r.runnerId,
-    backend: r.backend,
-    proxmox_host: r.proxmoxHost,
-    proxmox_user: r.proxmoxUser,
-    proxmox_token_name: r.proxmoxTokenName,
-    proxmox_node: r.proxmoxNode,
-    proxmox_vmid: r.proxmoxVmid,
-    reset_cmd: r.resetCmd,
-    cleanup_cmd: r.cleanupCmd,
-    readiness_cmd: r.readinessCmd,
-    gitlab_runner_id: r.gitlabRunnerId,
-    tags: [...r.tags],
-    is_active: r.isActive,
-    created_at: naiveUtc(r.createdAt),
-    updated_at: naiveUtc(r.updatedAt),
-    source: r.source,
-    drained: r.drained,
-    reset_mode: r.options.resetMode,
-    success_action: r.options.successAction,
-    gitlab_url: r.options.gitlabUrl,
-    proxmox_verify_tls: r.options.proxmoxVerifyTls,
-    proxmox_ca_file: r.options.proxmoxCaFile,
-    proxmox_fingerprint: r.options.proxmoxFingerprint,
-    proxmox_required_tag: r.options.proxmoxRequiredTag,
-    proxmox_pool: r.options.proxmoxPool,
-    snapshot_vmstate: r.options.snapshotVmstate,
-    allow_insecure_transport: r.options.allowInsecureTransport,
-    agent_credential: r.hasAgentCredential ? 'agent_token' : 'runner_token',
-  };
-  if (token !== undefined) view.token = token;
-  return view;
-}
-
-/** Columns written from a configuration (everything but identity, token, source and flags). */
-function configColumns(c: RunnerConfig) {
-  return {
-    backend: c.backend,
-    proxmoxHost: c.proxmoxHost,
-    proxmoxUser: c.proxmoxUser,
-    proxmoxTokenName: c.proxmoxTokenName,
-    proxmoxTokenValue: c.proxmoxTokenValue,
-    proxmoxNode: c.proxmoxNode,
-    proxmoxVmid: c.proxmoxVmid,
-    resetCmd: c.resetCmd,
-    cleanupCmd: c.cleanupCmd,
-    readinessCmd: c.readinessCmd,
-    gitlabRunnerId: c.gitlabRunnerId,
-    tags: c.tags,
-    options: { ...c.options } as Record<string, unknown>,
-  };
-}
-
-function sameColumns(row: RunnerRow, cols: ReturnType<typeof configColumns>): boolean {
-  for (const [key, value] of Object.entries(cols)) {
-    const current = row[key as keyof RunnerRow];
-    if (key === 'tags' || key === 'options') {
-      if (JSON.stringify(current) !== JSON.stringify(value)) return false;
-    } else if (current !== value) {
-      return false;
-    }
-  }
-  return true;
-}
 
 export interface RunnerRegistryOptions {
   db: Db;
@@ -369,97 +205,20 @@ export class RunnerRegistry {
     return row ? rowToRunner(row) : null;
   }
 
-  /**
-   * Applies an inventory file in one transaction, unless the content hash stored in
-   * `controller_settings` already matches (another instance synced the same file): instances
-   * never flap. Inventory runners missing from the file are deactivated; API runners are never
-   * touched, and an inventory runner whose id belongs to one is skipped with a warning.
-   */
-  async syncInventory(file: Pick<InventoryFile, 'runners' | 'contentHash'>): Promise<InventorySyncResult> {
-    const result: InventorySyncResult = { applied: false, created: [], updated: [], reactivated: [], unchanged: [], deactivated: [], skipped: [], warnings: [] };
-    const rotated: string[] = [];
-    const stamp = { contentHash: file.contentHash, pepper: pepperFingerprint(this.pepper) };
-
-    await this.db.transaction(async (tx) => {
-      // The settings row is the lock that serialises syncs across instances.
-      await tx.insert(controllerSettings).values({ key: INVENTORY_HASH_KEY, value: {} }).onConflictDoNothing();
-      const [setting] = await tx.select().from(controllerSettings).where(eq(controllerSettings.key, INVENTORY_HASH_KEY)).for('update');
-      const stored = (setting?.value ?? {}) as Partial<typeof stamp>;
-      if (stored.contentHash === stamp.contentHash && stored.pepper === stamp.pepper) return;
-      result.applied = true;
-
-      const rows = await tx.select().from(runners).for('update');
-      const byId = new Map(rows.map((r) => [r.runnerId, r]));
-      const holderOfHash = new Map(rows.map((r) => [r.tokenHash, r.runnerId]));
-      const inFile = new Set<string>();
-      const now = new Date();
-
-      for (const runner of file.runners) {
-        inFile.add(runner.runnerId);
-        const outcome = await this.applyInventoryRunner(tx as unknown as Db, runner, byId.get(runner.runnerId), holderOfHash, now);
-        if (outcome.kind === 'skipped') {
-          result.skipped.push(runner.runnerId);
-          result.warnings.push(outcome.warning);
-          continue;
-        }
-        result[outcome.kind].push(runner.runnerId);
-        if (outcome.tokenChanged) rotated.push(runner.runnerId);
-      }
-      for (const row of rows) {
-        if (row.source !== 'inventory' || !row.isActive || inFile.has(row.runnerId)) continue;
-        await tx.update(runners).set({ isActive: false, updatedAt: now }).where(eq(runners.id, row.id));
-        result.deactivated.push(row.runnerId);
-      }
-      await tx
-        .update(controllerSettings)
-        .set({ value: stamp, updatedAt: now })
-        .where(eq(controllerSettings.key, INVENTORY_HASH_KEY));
-    });
-
-    for (const runnerId of result.deactivated) await this.emit(this.deactivatedListeners, { runnerId, cause: 'inventory' });
-    for (const runnerId of rotated) await this.emit(this.rotatedListeners, { runnerId, cause: 'inventory' });
-    for (const warning of result.warnings) this.logger?.warn({ inventory: true }, warning);
-    if (result.applied) {
-      this.logger?.info(
-        { created: result.created, updated: result.updated, reactivated: result.reactivated, deactivated: result.deactivated, skipped: result.skipped },
-        'inventory synced into the runner registry',
-      );
-    }
-    return result;
-  }
-
-  private async applyInventoryRunner(
-    tx: Db,
-    runner: InventoryRunner,
-    existing: RunnerRow | undefined,
-    holderOfHash: Map<string, string>,
-    now: Date,
-  ): Promise<{ kind: 'created' | 'updated' | 'reactivated' | 'unchanged'; tokenChanged: boolean } | { kind: 'skipped'; warning: string }> {
-    const id = runner.runnerId;
-    if (existing && existing.source !== 'inventory') {
-      return {
-        kind: 'skipped',
-        warning: `Inventory runner '${id}' skipped: a runner with that id was registered through the admin API; rename one of them.`,
-      };
-    }
-    const tokenHash = this.hashToken(runner.token);
-    const holder = holderOfHash.get(tokenHash);
-    if (holder !== undefined && holder !== id) {
-      return { kind: 'skipped', warning: `Inventory runner '${id}' skipped: its token is already used by runner '${holder}'.` };
-    }
-    const cols = configColumns(runner);
-    const agentTokenHash = runner.agentToken ? this.hashToken(runner.agentToken) : null;
-    if (!existing) {
-      await tx.insert(runners).values({ runnerId: id, ...cols, tokenHash, agentTokenHash, source: 'inventory', isActive: true, createdAt: now, updatedAt: now });
-      holderOfHash.set(tokenHash, id);
-      return { kind: 'created', tokenChanged: false };
-    }
-    const tokenChanged = existing.tokenHash !== tokenHash || (existing.agentTokenHash ?? null) !== agentTokenHash;
-    if (!tokenChanged && existing.isActive && sameColumns(existing, cols)) return { kind: 'unchanged', tokenChanged: false };
-    await tx.update(runners).set({ ...cols, tokenHash, agentTokenHash, isActive: true, updatedAt: now }).where(eq(runners.id, existing.id));
-    holderOfHash.delete(existing.tokenHash);
-    holderOfHash.set(tokenHash, id);
-    return { kind: existing.isActive ? 'updated' : 'reactivated', tokenChanged };
+  /** Syncs an inventory file in (inventory-sync.ts); listeners hear of deactivated and rotated runners. */
+  syncInventory(file: Pick<InventoryFile, 'runners' | 'contentHash'>): Promise<InventorySyncResult> {
+    return syncInventory(
+      {
+        db: this.db,
+        pepper: this.pepper,
+        hashToken: (token) => this.hashToken(token),
+        deactivated: (runnerId) => this.emit(this.deactivatedListeners, { runnerId, cause: 'inventory' }),
+        rotated: (runnerId) => this.emit(this.rotatedListeners, { runnerId, cause: 'inventory' }),
+        warn: (message) => this.logger?.warn({ inventory: true }, message),
+        info: (fields, message) => this.logger?.info(fields, message),
+      },
+      file,
+    );
   }
 
   private async emit(listeners: Set<RunnerListener>, event: RunnerEvent): Promise<void> {

@@ -4,7 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { agentAuthenticator } from '../../src/inventory/agent-credential.js';
 import { parseInventory } from '../../src/inventory/inventory-file.js';
-import { RunnerRegistry, runnerView } from '../../src/inventory/registry.js';
+import { runnerView } from '../../src/api/runner-view.js';
+import { RunnerRegistry } from '../../src/inventory/registry.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
 
 describe('agent credential', () => {

@@ -5,7 +5,7 @@ import { STRICT_ROUTING } from '../strict-routing.js';
 import { E2epoolError, httpStatusOf } from '../../domain/errors.js';
 import { toValidationDetail, type ValidationDetailItem } from '../../inventory/issues.js';
 import type { RunnerRegistry } from '../../inventory/registry.js';
-import { runnerView } from '../../inventory/registry.js';
+import { runnerView } from '../runner-view.js';
 import { runnerInputSchema } from '../../inventory/runner-config.js';
 import type { Logger } from '../../logger.js';
 import { requireAdminToken, type AdminIdentity } from '../auth.js';
