@@ -8,6 +8,8 @@ import { agentAuthenticator } from './inventory/agent-credential.js';
 import { raiseAlert } from './store/alert-store.js';
 import { AdminTokens } from './api/admin-tokens.js';
 import { createAuditRouter } from './api/routes/audit.js';
+import { createAdminWebhooksRouter } from './api/routes/admin-webhooks.js';
+import { createAuditRecorder } from './services/audit.js';
 import express from 'express';
 import { AuthFailureLimiter } from './util/auth-failures.js';
 import { randomBytes } from 'node:crypto';
@@ -179,7 +181,8 @@ export async function startController(config: Config, opts: ControllerOptions = 
         ...(config.METRICS_PORT === undefined ? [metricsRouter] : []),
         createStatsRouter({ db: database.db, adminToken: config.ADMIN_TOKEN }),
         createAuditRouter({ db: database.db, adminToken: config.ADMIN_TOKEN }),
-        createHousekeepingRouter({ client, taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, adminToken: config.ADMIN_TOKEN }),
+        createAdminWebhooksRouter({ db: database.db, adminToken: config.ADMIN_TOKEN, logger, onRequeued: () => dispatcher.notify() }),
+        createHousekeepingRouter({ client, taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, adminToken: config.ADMIN_TOKEN, audit: createAuditRecorder(database.db), logger }),
       ],
     });
     app.locals.authFailures = authFailures;

@@ -280,6 +280,53 @@ export async function requeueWebhook(db: Db, eventId: string): Promise<boolean> 
   return updated.length > 0;
 }
 
+export interface GivenUpWebhook {
+  event_id: string;
+  provider: string;
+  job_id: string | null;
+  status: string | null;
+  attempts: number;
+  received_at: string;
+  last_error: string | null;
+}
+
+/** Given-up rows, newest first (the operator's list before a requeue). */
+export async function listGivenUpWebhooks(db: Db, limit = 100): Promise<GivenUpWebhook[]> {
+  const found = await rows(
+    db,
+    sql`select event_id, provider, job_id, status, attempts, received_at, last_error from webhook_inbox
+        where outcome = 'gave_up' and processed_at is null order by received_at desc, event_id limit ${limit}`,
+  );
+  return found.map((r) => ({
+    event_id: String(r.event_id),
+    provider: String(r.provider),
+    job_id: r.job_id ?? null,
+    status: r.status ?? null,
+    attempts: Number(r.attempts),
+    received_at: new Date(r.received_at).toISOString(),
+    last_error: r.last_error ?? null,
+  }));
+}
+
+export type RequeueOutcome = { outcome: 'requeued'; attempts: number } | { outcome: 'not_found' } | { outcome: 'not_given_up'; state: 'pending' | 'processed' };
+
+/**
+ * Makes one given-up row pending again, with its attempts counted from zero: the operator's action
+ * once Temporal is fine again. Rows still pending or already delivered are left alone.
+ */
+export async function requeueGivenUpWebhook(db: Db, eventId: string): Promise<RequeueOutcome> {
+  const [row] = await rows(
+    db,
+    sql`with target as (select event_id, attempts from webhook_inbox where event_id = ${eventId} and outcome = 'gave_up' and processed_at is null for update)
+        update webhook_inbox w set outcome = null, attempts = 0, next_attempt_at = now(), last_error = null
+        from target where w.event_id = target.event_id returning target.attempts`,
+  );
+  if (row) return { outcome: 'requeued', attempts: Number(row.attempts) };
+  const [existing] = await rows(db, sql`select processed_at from webhook_inbox where event_id = ${eventId}`);
+  if (!existing) return { outcome: 'not_found' };
+  return { outcome: 'not_given_up', state: existing.processed_at ? 'processed' : 'pending' };
+}
+
 /** Temporal and database errors carry no secrets; keep the text short for the row. */
 function errorText(err: unknown): string {
   const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);

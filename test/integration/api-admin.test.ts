@@ -7,7 +7,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { sql } from 'drizzle-orm';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
 import { startDevServerEnv } from '../helpers/temporal.js';
-import { ADMIN_TOKEN, NAIVE_UTC, call, eventually, startApiHarness, type ApiHarness } from './api-harness.js';
+import { ADMIN_TOKEN, ISO_UTC, call, eventually, startApiHarness, type ApiHarness } from './api-harness.js';
 
 let env: TestWorkflowEnvironment;
 let database: TestDatabase;
@@ -135,7 +135,7 @@ void describe('admin checkpoint API', { timeout: 120_000 }, () => {
     assert.equal(detail.status, 200);
     assert.equal(detail.body.checkpoint.name, first.name);
     assert.equal(detail.body.checkpoint.state, 'needs_attention');
-    assert.match(detail.body.checkpoint.created_at, NAIVE_UTC);
+    assert.match(detail.body.checkpoint.created_at, ISO_UTC);
     assert.deepEqual(
       detail.body.transitions.slice(0, 3).map((t: any) => [t.seq, t.from, t.to]),
       [

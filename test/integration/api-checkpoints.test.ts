@@ -9,7 +9,7 @@ import { agentRequestHandlerFor } from '../../src/services/checkpoints.js';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
 import { startDevServerEnv } from '../helpers/temporal.js';
-import { ADMIN_TOKEN, NAIVE_UTC, call, eventually, startApiHarness, type ApiHarness } from './api-harness.js';
+import { ADMIN_TOKEN, ISO_UTC, call, eventually, startApiHarness, type ApiHarness } from './api-harness.js';
 
 let env: TestWorkflowEnvironment;
 let database: TestDatabase;
@@ -95,7 +95,7 @@ void describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
     assert.equal(cp.finalize_status, null);
     assert.equal(cp.finalize_source, null);
     assert.equal(cp.finalized_at, null);
-    assert.match(cp.created_at, NAIVE_UTC);
+    assert.match(cp.created_at, ISO_UTC);
 
     assert.deepEqual(await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token: tokenA }), { status: 200, body: cp });
     assert.deepEqual(await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token: tokenB }), { status: 404, body: { detail: 'Checkpoint not found' } }, "another runner's checkpoint reads as missing");
@@ -182,7 +182,7 @@ void describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
     });
     assert.equal(row.finalize_status, 'failure');
     assert.equal(row.finalize_source, 'hook');
-    assert.match(row.finalized_at, NAIVE_UTC);
+    assert.match(row.finalized_at, ISO_UTC);
     assert.deepEqual(await create(token, 'fin-runner', 'fin-2'), { status: 429, body: { detail: 'Cooldown period active, try again later' } });
 
     const again = await call(base, 'POST', '/checkpoint/finalize', { token, body: { checkpoint_name: cp.name, status: 'success', source: 'webhook' } });

@@ -174,4 +174,5 @@ export async function eventually<T>(what: string, check: () => Promise<T | null 
   }
 }
 
-export const NAIVE_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?$/;
+/** API timestamps: ISO 8601 in UTC with the zone. */
+export const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;

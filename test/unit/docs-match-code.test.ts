@@ -17,6 +17,7 @@ import { createMetricsRouter } from '../../src/metrics/metrics.js';
 import { createStatsRouter } from '../../src/api/routes/stats.js';
 import { createAuditRouter } from '../../src/api/routes/audit.js';
 import { createHousekeepingRouter } from '../../src/api/routes/housekeeping.js';
+import { createAdminWebhooksRouter } from '../../src/api/routes/admin-webhooks.js';
 import { AGENT_WS_PATH } from '../../src/gateway/gateway.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -165,7 +166,7 @@ interface Route {
  * src/controller.ts mounts, built with stand-in dependencies (nothing is called), plus the agent
  * WebSocket path of the gateway.
  */
-const MOUNTED_BY_THE_TEST = ['createWebhooksRouter', 'createDashboardRouter', 'createMetricsRouter', 'createStatsRouter', 'createAuditRouter', 'createHousekeepingRouter', 'createApp'];
+const MOUNTED_BY_THE_TEST = ['createWebhooksRouter', 'createDashboardRouter', 'createMetricsRouter', 'createStatsRouter', 'createAuditRouter', 'createHousekeepingRouter', 'createAdminWebhooksRouter', 'createApp'];
 
 function registeredRoutes(): Route[] {
   const logger = pino({ level: 'silent' });
@@ -184,6 +185,7 @@ function registeredRoutes(): Route[] {
       createStatsRouter({ db, adminToken: undefined }),
       createAuditRouter({ db, adminToken: undefined }),
       createHousekeepingRouter({ client: {} as any, taskQueue: 'q', retentionDays: 90, adminToken: undefined }),
+      createAdminWebhooksRouter({ db, adminToken: undefined, audit: { record: async () => undefined } }),
     ],
   });
   const routes: Route[] = [{ method: 'GET', path: AGENT_WS_PATH }];

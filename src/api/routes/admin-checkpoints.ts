@@ -11,6 +11,7 @@ import { CHECKPOINT_NOT_FOUND, type CheckpointService } from '../../services/che
 import type { Db } from '../../store/database.js';
 import { requireAdminToken, type AdminIdentity } from '../auth.js';
 import { DEFAULT_BODY_LIMIT, jsonBody, parseBody, validationFailed } from '../errors.js';
+import { zonedJson } from './zoned-times.js';
 
 export const releaseBodySchema = z.object({ deleteSnapshot: z.boolean() });
 export const maintenanceBodySchema = z.object({ enabled: z.boolean(), message: z.string().max(500).nullish() });
@@ -28,7 +29,7 @@ export function createAdminCheckpointRoutes(opts: AdminCheckpointRoutesOptions):
   const { db, service, config } = opts;
   const router = express.Router(STRICT_ROUTING);
   const body = jsonBody(opts.bodyLimit ?? DEFAULT_BODY_LIMIT);
-  router.use(['/api/checkpoints', '/api/admin/maintenance'], requireAdminToken(config.ADMIN_TOKEN));
+  router.use(['/api/checkpoints', '/api/admin/maintenance'], requireAdminToken(config.ADMIN_TOKEN), zonedJson);
 
   router.get('/api/checkpoints', async (req: Request, res: Response) => {
     const query = parseListQuery(req.query as Record<string, unknown>);

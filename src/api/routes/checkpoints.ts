@@ -9,6 +9,7 @@ import { LEGACY_NAME_PATTERN } from '../../domain/checkpoint-name.js';
 import { NAME_PATTERN_MESSAGE, type CheckpointService } from '../../services/checkpoints.js';
 import { requireRunnerToken, type RunnerTokenAuthenticator } from '../auth.js';
 import { DEFAULT_BODY_LIMIT, jsonBody, parseBody } from '../errors.js';
+import { zonedJson } from './zoned-times.js';
 
 /** e2epool's id rule for runner_id and job_id, with pydantic's message. */
 const idField = z
@@ -52,6 +53,7 @@ export function createCheckpointRoutes(opts: CheckpointRoutesOptions): Router {
   const { service } = opts;
   const router = express.Router(STRICT_ROUTING);
   const auth = requireRunnerToken(opts.registry);
+  router.use(['/checkpoint', '/runner'], zonedJson);
   const body = jsonBody(opts.bodyLimit ?? DEFAULT_BODY_LIMIT);
 
   router.post('/checkpoint/create', auth, body, async (req: Request, res: Response) => {

@@ -7,7 +7,9 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client 
 import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { E2epoolError, isErrorCode } from '../../domain/errors.js';
-import { requireAdminToken } from '../auth.js';
+import type { AuditRecorder } from '../../services/audit.js';
+import type { Logger } from '../../logger.js';
+import { requireAdminToken, type AdminIdentity } from '../auth.js';
 import { jsonBody, parseBody } from '../errors.js';
 
 export const cleanupBodySchema = z.object({ dryRun: z.boolean() });
@@ -20,6 +22,9 @@ export interface HousekeepingRouterOptions {
   adminToken: string | undefined;
   /** How long a run may take before the request gives up (workflow execution timeout); default 10 min. */
   runTimeoutMs?: number;
+  /** A clean-up that deleted (not a dry run) is written here. */
+  audit?: AuditRecorder;
+  logger?: Logger;
 }
 
 /** Turns a failed or timed-out housekeeping run into a domain error with a stable code. */
@@ -47,6 +52,11 @@ export function createHousekeepingRouter(opts: HousekeepingRouterOptions): Route
         args: [{ retentionDays: opts.retentionDays, dryRun }],
         workflowExecutionTimeout: timeout,
       });
+      if (!dryRun) {
+        const actor = (res.locals.admin as AdminIdentity | undefined)?.actor ?? 'admin';
+        // The rows are gone already; a lost audit row must not turn the answer into an error.
+        await opts.audit?.record({ actor, action: 'housekeeping.cleanup', target: null, detail: { ...report } }).catch((err: unknown) => opts.logger?.error({ err }, 'could not write the audit log'));
+      }
       res.set('Cache-Control', 'no-store').json(report);
     } catch (err) {
       throw runFailure(err, 'cleanup');
