@@ -9,6 +9,7 @@ import { runnerView } from '../runner-view.js';
 import { runnerInputSchema } from '../../inventory/runner-config.js';
 import type { Logger } from '../../logger.js';
 import { requireAdminToken, type AdminIdentity } from '../auth.js';
+import { zonedJson } from './zoned-times.js';
 import type { AuditRecorder } from '../../services/audit.js';
 
 export type RunnerRegistryApi = Pick<
@@ -55,7 +56,7 @@ export function createRunnersRouter(opts: RunnersRouterOptions): Router {
     }
   };
 
-  router.use('/api/runners', requireAdminToken(opts.adminToken));
+  router.use('/api/runners', requireAdminToken(opts.adminToken), zonedJson);
 
   router.post('/api/runners', jsonBody, async (req: Request, res: Response) => {
     const body: unknown = req.body;
