@@ -14,7 +14,7 @@ import { assertSearchAttributes } from '../temporal/search-attributes-admin.js';
 import { createCheckpointQueueWorker } from './checkpoint-queue-worker.js';
 import { alertThresholdsFromConfig, createAlertMonitor } from './alerts/conditions.js';
 import { createAlertDelivery } from './alerts/delivery.js';
-import { newInstanceId, sdkLogLevel } from './controller.js';
+import { instanceIdOf, sdkLogLevel } from './controller.js';
 
 export interface CheckpointWorkerOptions {
   logger?: Logger;
@@ -23,7 +23,7 @@ export interface CheckpointWorkerOptions {
 }
 
 export async function startCheckpointWorker(config: Config, opts: CheckpointWorkerOptions = {}): Promise<{ stop(): Promise<void> }> {
-  const instanceId = newInstanceId();
+  const instanceId = instanceIdOf(config, 'worker');
   const logger = (opts.logger ?? createLogger({ level: config.LOG_LEVEL })).child({ instanceId, role: 'worker' });
   const database = await openDatabase(config.DATABASE_URL, { poolSize: config.DB_POOL_SIZE });
   try {
@@ -39,7 +39,7 @@ export async function startCheckpointWorker(config: Config, opts: CheckpointWork
     // Alerts the activities raise are delivered from here too; the periodic checks are serve's.
     const alerts = createAlertMonitor({
       db: database.db,
-      delivery: createAlertDelivery({ webhookUrls: config.ALERT_WEBHOOK_URLS, format: config.ALERT_WEBHOOK_FORMAT, logger, minIntervalSeconds: 300 }),
+      delivery: createAlertDelivery({ webhookUrls: config.ALERT_WEBHOOK_URLS, format: config.ALERT_WEBHOOK_FORMAT, logger, minIntervalSeconds: config.ALERT_RESEND_INTERVAL_SECONDS }),
       thresholds: alertThresholdsFromConfig(config),
       logger,
       intervalSeconds: config.ALERT_CHECK_INTERVAL_SECONDS,

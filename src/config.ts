@@ -47,6 +47,11 @@ export const configSchema = z.object({
     })
     .describe('Comma-separated addresses or CIDR ranges of reverse proxies (nginx) whose X-Forwarded-For names the client, for the failed-authentication limit and logs. Empty: the socket address counts.'),
   AUTH_FAILURES_PER_MINUTE: seconds(30, 'Failed authentications one address may make per minute (HTTP and agent handshakes); past it 429 until the minute ends. 0 disables.'),
+  INSTANCE_ID: z
+    .string()
+    .regex(/^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/, 'must be 1 to 40 lowercase letters, digits and dashes (no dash first or last): it names a Temporal task queue')
+    .optional()
+    .describe('Stable id of this controller instance (e.g. the host name), so its agent task queue keeps its name across restarts (e2epool-gw-<id>). Unset: a random id per start. Never give two running instances the same id.'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
 
   TEMPORAL_ADDRESS: z.string().default('localhost:7233').describe('Temporal frontend host:port.'),
@@ -96,6 +101,13 @@ export const configSchema = z.object({
   GITHUB_WEBHOOK_SECRET: optionalSecret('HMAC secret of X-Hub-Signature-256; unset makes the GitHub webhook answer 403.'),
 
   RETENTION_DAYS: positiveSeconds(90, 'Checkpoint records older than this many days are purged.'),
+  RETENTION_TIME: z
+    .string()
+    .regex(/^(?:[01]\d|2[0-3]):[0-5]\d$/, 'must be a UTC time of day as HH:MM, e.g. 03:17')
+    .default('03:17')
+    .describe('UTC time of day (HH:MM) of the daily retention run (a Temporal Schedule, updated at start).'),
+  WEBHOOK_MAX_ATTEMPTS: positiveSeconds(20, 'Failed deliveries of a stored GitLab/GitHub webhook to its checkpoint before it is given up (the row is kept and can be requeued).'),
+  METRICS_SETTLE_SECONDS: seconds(60, 'Age an end transition must have before /metrics counts it, so late end timestamps from other instances are not missed.'),
 
   ALERT_WEBHOOK_URLS: z
     .string()
@@ -110,6 +122,8 @@ export const configSchema = z.object({
   ALERT_FAILURE_RATE_WARNING: z.coerce.number().min(0).max(1).default(0.1).describe('Failure rate of the last hour (0..1) above which a warning alert is raised.'),
   ALERT_FAILURE_RATE_CRITICAL: z.coerce.number().min(0).max(1).default(0.25).describe('Failure rate of the last hour (0..1) above which a critical alert is raised.'),
   ALERT_CHECK_INTERVAL_SECONDS: positiveSeconds(30, 'Interval of the alert condition checks.'),
+  ALERT_FAILURE_RATE_MIN_SAMPLES: positiveSeconds(5, 'Checkpoints decided in the last hour below which the failure rate never alerts (too few to mean anything).'),
+  ALERT_RESEND_INTERVAL_SECONDS: seconds(300, 'The same alert (by key, raised or resolved) is sent to the webhooks at most once per this many seconds by one process; 0 never holds one back.'),
 });
 
 export type Config = z.infer<typeof configSchema>;

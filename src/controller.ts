@@ -74,8 +74,14 @@ export function newInstanceId(): string {
   return `${process.pid.toString(36)}-${randomBytes(4).toString('hex')}`;
 }
 
+/** E2EPOOL_INSTANCE_ID when set (a `worker` process adds `-worker`), else a random id per start. */
+export function instanceIdOf(config: Pick<Config, 'INSTANCE_ID'>, role: 'controller' | 'worker' = 'controller'): string {
+  if (!config.INSTANCE_ID) return newInstanceId();
+  return role === 'worker' ? `${config.INSTANCE_ID}-worker` : config.INSTANCE_ID;
+}
+
 export async function startController(config: Config, opts: ControllerOptions = {}): Promise<Controller> {
-  const instanceId = newInstanceId();
+  const instanceId = instanceIdOf(config);
   const logger = (opts.logger ?? createLogger({ level: config.LOG_LEVEL })).child({ instanceId });
   const cleanups: Array<() => Promise<void> | void> = [];
   const stopAll = async () => {
@@ -103,7 +109,7 @@ export async function startController(config: Config, opts: ControllerOptions = 
     await assertServerCapabilities(connection, config.TEMPORAL_NAMESPACE);
     const searchAttributes = await assertSearchAttributes(connection, config.TEMPORAL_NAMESPACE, { register: config.TEMPORAL_REGISTER_SEARCH_ATTRIBUTES });
     logger.info({ namespace: config.TEMPORAL_NAMESPACE, registered: searchAttributes.registered }, searchAttributes.registered.length > 0 ? 'search attributes registered' : 'search attributes present');
-    const schedules = await ensureHousekeepingSchedules(client, { taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, namespace: config.TEMPORAL_NAMESPACE });
+    const schedules = await ensureHousekeepingSchedules(client, { taskQueue: config.TASK_QUEUE, retentionDays: config.RETENTION_DAYS, retentionTime: config.RETENTION_TIME, namespace: config.TEMPORAL_NAMESPACE });
     logger.info({ schedules: schedules.map((e) => `${e.scheduleId}:${e.outcome}`) }, 'housekeeping schedules ensured');
     const instanceMetrics = createInstanceMetrics();
 
@@ -139,14 +145,15 @@ export async function startController(config: Config, opts: ControllerOptions = 
     const metricsRouter = createMetricsRouter({
       db: database.db,
       logger,
+      settleSeconds: config.METRICS_SETTLE_SECONDS,
       instance: instanceMetrics,
       temporalReachable: healthReporter.temporalReachable,
       ...(runtime.metricsUrl ? { sdkMetricsUrl: runtime.metricsUrl } : {}),
       ...(config.METRICS_TOKEN ? { scrapeToken: config.METRICS_TOKEN } : {}),
     });
-    const dispatcher = createWebhookDispatcher({ db: database.db, temporalClient: client, logger, pollIntervalMs: 2000 });
+    const dispatcher = createWebhookDispatcher({ db: database.db, temporalClient: client, logger, pollIntervalMs: 2000, maxAttempts: config.WEBHOOK_MAX_ATTEMPTS });
     const dashboard = createDashboardRouter({ db: database.db, config, logger });
-    const alertDelivery = createAlertDelivery({ webhookUrls: config.ALERT_WEBHOOK_URLS, format: config.ALERT_WEBHOOK_FORMAT, logger, minIntervalSeconds: 300 });
+    const alertDelivery = createAlertDelivery({ webhookUrls: config.ALERT_WEBHOOK_URLS, format: config.ALERT_WEBHOOK_FORMAT, logger, minIntervalSeconds: config.ALERT_RESEND_INTERVAL_SECONDS });
     const alertMonitor = createAlertMonitor({
       db: database.db,
       delivery: alertDelivery,

@@ -10,6 +10,8 @@ export const ORPHAN_AUDIT_SCHEDULE_ID = 'e2epool-orphan-audit';
 export interface HousekeepingScheduleOptions {
   taskQueue: string;
   retentionDays: number;
+  /** UTC time of day of the daily retention run, `HH:MM` (E2EPOOL_RETENTION_TIME); default 03:17. */
+  retentionTime?: string;
   /** Namespace of the schedules (the client's own when omitted). */
   namespace?: string;
 }
@@ -22,17 +24,27 @@ export interface EnsuredSchedule {
 type StartAction = ScheduleOptionsStartWorkflowAction<(...args: any[]) => Promise<unknown>>;
 type Definition = Omit<ScheduleOptions<StartAction>, 'scheduleId' | 'state'>;
 
+export const DEFAULT_RETENTION_TIME = '03:17';
+
+/** `HH:MM` (UTC) as the schedule's hour and minute; anything else is a validation error. */
+export function parseTimeOfDay(text: string): { hour: number; minute: number } {
+  const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(text);
+  if (!m) throw new E2epoolError('validation', `retention time must be HH:MM (UTC), e.g. ${DEFAULT_RETENTION_TIME}; got '${text}'`);
+  return { hour: Number(m[1]), minute: Number(m[2]) };
+}
+
 /** The two schedules as this version of e2epool wants them. */
 export function housekeepingScheduleDefinitions(opts: HousekeepingScheduleOptions): Record<string, Definition> {
   if (!opts.taskQueue) throw new E2epoolError('validation', 'taskQueue is required for the housekeeping schedules');
   if (!Number.isFinite(opts.retentionDays) || opts.retentionDays <= 0) throw new E2epoolError('validation', 'retentionDays must be a positive number');
   // SKIP: a run still going when the next is due is left alone; a short catch-up window so a long
   // outage does not queue a burst of runs.
+  const { hour, minute } = parseTimeOfDay(opts.retentionTime ?? DEFAULT_RETENTION_TIME);
   const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' };
   return {
     [RETENTION_SCHEDULE_ID]: {
-      // 03:17 UTC, off the hour when other jobs cluster.
-      spec: { calendars: [{ hour: 3, minute: 17, comment: 'daily retention' }] },
+      // By default 03:17 UTC, off the hour when other jobs cluster.
+      spec: { calendars: [{ hour, minute, comment: 'daily retention' }] },
       action: {
         type: 'startWorkflow',
         workflowType: 'retentionWorkflow',

@@ -33,7 +33,10 @@ export interface AlertThresholds {
 }
 
 export function alertThresholdsFromConfig(
-  config: Pick<Config, 'ALERT_QUEUE_WARNING' | 'ALERT_QUEUE_CRITICAL' | 'ALERT_QUEUE_MINUTES' | 'ALERT_FAILURE_RATE_WARNING' | 'ALERT_FAILURE_RATE_CRITICAL' | 'CHECKPOINT_TTL_SECONDS' | 'WS_HEARTBEAT_TIMEOUT'>,
+  config: Pick<
+    Config,
+    'ALERT_QUEUE_WARNING' | 'ALERT_QUEUE_CRITICAL' | 'ALERT_QUEUE_MINUTES' | 'ALERT_FAILURE_RATE_WARNING' | 'ALERT_FAILURE_RATE_CRITICAL' | 'ALERT_FAILURE_RATE_MIN_SAMPLES' | 'CHECKPOINT_TTL_SECONDS' | 'WS_HEARTBEAT_TIMEOUT'
+  >,
 ): AlertThresholds {
   return {
     queueWarning: config.ALERT_QUEUE_WARNING,
@@ -41,6 +44,7 @@ export function alertThresholdsFromConfig(
     queueMinutes: config.ALERT_QUEUE_MINUTES,
     failureRateWarning: config.ALERT_FAILURE_RATE_WARNING,
     failureRateCritical: config.ALERT_FAILURE_RATE_CRITICAL,
+    failureRateMinSamples: config.ALERT_FAILURE_RATE_MIN_SAMPLES,
     checkpointTtlSeconds: config.CHECKPOINT_TTL_SECONDS,
     offlineGraceSeconds: config.WS_HEARTBEAT_TIMEOUT,
   };
