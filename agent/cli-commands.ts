@@ -56,7 +56,9 @@ export const createVerb: RunnerHostCommand<{ 'job-id': string; 'project-id'?: st
       .option('socket', socketOption),
   handler: async (args) => {
     const projectId = args['project-id'] || process.env.CI_PROJECT_ID || undefined;
-    emit(await createCheckpoint({ jobId: String(args['job-id']), projectId }, { socket: args.socket }));
+    // Progress goes to stderr: stdout is the checkpoint name alone (CI captures it).
+    const progress = (line: string) => void process.stderr.write(`${line}\n`);
+    emit(await createCheckpoint({ jobId: String(args['job-id']), projectId }, { socket: args.socket, progress }));
   },
 };
 

@@ -28,6 +28,10 @@ export interface CliContext {
   env?: NodeJS.ProcessEnv;
   /** Overrides the client-side wait (tests). */
   timeoutMs?: number;
+  /** Called every `progressIntervalMs` while a create waits, with one line for CI logs (stderr). */
+  progress?: (line: string) => void;
+  /** Default 10 s. */
+  progressIntervalMs?: number;
 }
 
 /** Margin over the agent's own deadline so the agent's answer, not the client's timer, wins. */
@@ -74,9 +78,9 @@ function transportFailure(err: unknown, socketPath: string): CliOutcome {
   if (!(err instanceof IpcClientError)) return fail(String((err as any)?.message ?? err));
   switch (err.kind) {
     case 'socket_not_found':
-      return fail('agent is not running (socket not found)', 2);
+      return fail(`agent is not running (socket not found: ${socketPath})`, 2);
     case 'connection_refused':
-      return fail('agent is not running (connection refused)', 2);
+      return fail(`agent is not running (connection refused on ${socketPath})`, 2);
     case 'permission_denied':
       return fail(`permission denied on ${socketPath}: add this user to group ${socketGroupName(socketPath)}`);
     default:
@@ -121,7 +125,22 @@ function ok(text: string): CliOutcome {
 export async function createCheckpoint(args: { jobId: string; projectId?: string }, ctx: CliContext = {}): Promise<CliOutcome> {
   const payload: Record<string, unknown> = { job_id: args.jobId };
   if (args.projectId) payload.project_id = args.projectId;
-  const result = await call(ctx, 'create', payload, 'createTimeoutMs');
+  const started = Date.now();
+  const every = ctx.progressIntervalMs ?? 10_000;
+  // The agent answers once, when the controller has claimed the runner and taken the snapshot:
+  // until then say how long it has been, so a CI log shows where the time goes.
+  const ticker = ctx.progress
+    ? setInterval(() => {
+        const waited = Math.round((Date.now() - started) / 1000);
+        ctx.progress!(`e2epool create: waiting for the checkpoint of job ${args.jobId} (runner claim and snapshot), ${waited} s …`);
+      }, every)
+    : undefined;
+  let result: Awaited<ReturnType<typeof call>>;
+  try {
+    result = await call(ctx, 'create', payload, 'createTimeoutMs');
+  } finally {
+    clearInterval(ticker);
+  }
   if ('outcome' in result) return result.outcome;
   const name = result.data.name;
   if (typeof name !== 'string' || !name) return fail('controller reply has no checkpoint name');

@@ -3,6 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runnerHostVerbs } from './cli-commands.js';
+import { AGENT_VERSION } from './version.js';
 
 const cli = yargs(hideBin(process.argv))
   .scriptName('e2epool')
@@ -11,7 +12,7 @@ const cli = yargs(hideBin(process.argv))
   .demandCommand(1, 'Name a command; see --help.')
   .help()
   .alias('help', 'h')
-  .version(false)
+  .version(AGENT_VERSION)
   .fail((msg, err) => {
     process.stderr.write(err ? `Error: ${err.message}\n` : `Error: ${msg}\nRun 'e2epool --help' for usage.\n`);
     process.exit(err ? 1 : 2);

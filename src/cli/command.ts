@@ -68,3 +68,41 @@ export async function assertProductionSecretsOrExit(
   log.refuse(`e2epool ${command} refuses to start:\n${problems.map((p) => `  - ${p}`).join('\n')}\n(e2epool dev runs with generated development secrets.)`);
   process.exit(1);
 }
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** SQLSTATE classes that mean "could not use this database at all": connection, auth, missing database, too many connections, shutting down. */
+const DATABASE_REFUSALS = /^(?:08|28|3D|53|57P)/;
+
+/** Where the database URL points, for messages (never the password). */
+export function databaseWhere(url: string): { host: string; port: string; database: string } | null {
+  if (!/^postgres(?:ql)?:\/\//.test(url)) return null;
+  try {
+    const u = new URL(url);
+    return { host: u.hostname || 'localhost', port: u.port || '5432', database: decodeURIComponent(u.pathname.replace(/^\//, '')) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A start that failed on the database says so and names the setting: `connect ECONNREFUSED
+ * 127.0.0.1:5999` alone says neither. Other errors are returned unchanged.
+ */
+export function explainStartFailure(err: unknown, config: { DATABASE_URL: string }): unknown {
+  const where = databaseWhere(config.DATABASE_URL);
+  if (!where || !(err instanceof Error)) return err;
+  const e = err as Error & { code?: unknown; port?: unknown; errors?: unknown[] };
+  const first = Array.isArray(e.errors) && e.errors.length > 0 ? (e.errors[0] as Error & { code?: unknown; port?: unknown }) : e;
+  const code = typeof e.code === 'string' ? e.code : typeof first.code === 'string' ? first.code : undefined;
+  const target = `${where.host}:${where.port}${where.database ? `/${where.database}` : ''}`;
+  if (code && NETWORK_CODES.has(code)) {
+    const port = first.port ?? e.port;
+    // A network error for another port is not the database's (Temporal reports its own).
+    if (port !== undefined && String(port) !== where.port) return err;
+    return new Error(`cannot reach the database at ${target} (E2EPOOL_DATABASE_URL): ${code}`, { cause: err });
+  }
+  if (code && /^[0-9A-Z]{5}$/.test(code) && DATABASE_REFUSALS.test(code)) {
+    return new Error(`the database at ${target} (E2EPOOL_DATABASE_URL) refused: ${e.message}`, { cause: err });
+  }
+  return err;
+}

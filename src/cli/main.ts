@@ -1,9 +1,11 @@
 // The e2epool command line: controller verbs (serve, worker, dev, migrate, temporal-dev, sim) and the
-// runner-host verbs (agent, create, finalize, status). Unknown flags are errors.
+// runner-host verbs (agent, create, finalize, status) and the operator's admin verbs. Unknown flags
+// are errors; --version prints the version.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { commands } from './commands/index.js';
 import { usageExitCode } from './exit-codes.js';
+import { AGENT_VERSION } from '../../agent/version.js';
 
 const cli = yargs(hideBin(process.argv))
   .scriptName('e2epool')
@@ -13,7 +15,7 @@ const cli = yargs(hideBin(process.argv))
   .recommendCommands()
   .help()
   .alias('help', 'h')
-  .version(false)
+  .version(AGENT_VERSION)
   .wrap(Math.min(110, process.stdout.columns || 100))
   .fail((msg, err) => {
     if (err instanceof Error) {

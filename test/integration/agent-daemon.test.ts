@@ -218,7 +218,7 @@ void test('no agent: socket missing → exit 2; stale socket → exit 2 connecti
   assert.deepEqual(await createCheckpoint({ jobId: '1' }, { socket: path.join(dir, 'none.sock') }), {
     exitCode: 2,
     stdout: '',
-    stderr: 'Error: agent is not running (socket not found)\n',
+    stderr: `Error: agent is not running (socket not found: ${path.join(dir, 'none.sock')})\n`,
   });
   const stale = path.join(dir, 'stale.sock');
   // A socket file nobody listens on (left behind by a killed agent).
@@ -226,7 +226,7 @@ void test('no agent: socket missing → exit 2; stale socket → exit 2 connecti
   assert.deepEqual(await finalizeCheckpoint({ checkpoint: 'c', status: 'success' }, { socket: stale }), {
     exitCode: 2,
     stdout: '',
-    stderr: 'Error: agent is not running (connection refused)\n',
+    stderr: `Error: agent is not running (connection refused on ${stale})\n`,
   });
   // The agent replaces a stale socket file at start.
   const d = new AgentDaemon({ config: config({ socketPath: stale }), logger });

@@ -96,8 +96,9 @@ void test('CLI binary: usage errors exit 2, --status failed is accepted, no agen
   assert.match(bogus.stderr, /Choices: "success", "failure", "canceled", "failed"/);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /job-id/);
-  assert.deepEqual(failed, { code: 2, stdout: '', stderr: 'Error: agent is not running (socket not found)\n' });
-  assert.deepEqual(viaEnv, { code: 2, stdout: '', stderr: 'Error: agent is not running (socket not found)\n' });
+  // The message names the socket it tried, from --socket or E2EPOOL_SOCKET_PATH.
+  assert.deepEqual(failed, { code: 2, stdout: '', stderr: `Error: agent is not running (socket not found: ${socket})\n` });
+  assert.deepEqual(viaEnv, { code: 2, stdout: '', stderr: `Error: agent is not running (socket not found: ${socket})\n` });
 });
 
 void test('SIGTERM: stops accepting, lets the in-flight create finish, closes the WS, removes the socket, exits 0', async () => {

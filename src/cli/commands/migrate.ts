@@ -1,5 +1,5 @@
 import type { CliCommand } from '../command.js';
-import { loadConfigOrExit } from '../command.js';
+import { explainStartFailure, loadConfigOrExit } from '../command.js';
 
 export const migrateCommand: CliCommand = {
   command: 'migrate',
@@ -11,6 +11,11 @@ export const migrateCommand: CliCommand = {
     try {
       await migrate(database);
       process.stdout.write(`migrations applied to ${database.where}\n`);
+    } catch (err) {
+      const explained = explainStartFailure(err, config);
+      if (explained === err) throw err;
+      process.stderr.write(`Error: ${(explained as Error).message}\n`);
+      process.exitCode = 1;
     } finally {
       await database.close();
     }

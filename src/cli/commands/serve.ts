@@ -1,5 +1,5 @@
 import type { CliCommand } from '../command.js';
-import { assertProductionSecretsOrExit, loadConfigOrExit, serviceLog } from '../command.js';
+import { assertProductionSecretsOrExit, explainStartFailure, loadConfigOrExit, serviceLog } from '../command.js';
 
 export const serveCommand: CliCommand = {
   command: 'serve',
@@ -13,7 +13,9 @@ export const serveCommand: CliCommand = {
     const { runUntilSignal } = await import('../run-until-signal.js');
     const logger = log.logger(config.LOG_LEVEL);
     await runUntilSignal(async (fail) => {
-      const controller = await startController(config, { logger, onWorkerFailure: fail });
+      const controller = await startController(config, { logger, onWorkerFailure: fail }).catch((err: unknown) => {
+        throw explainStartFailure(err, config);
+      });
       // Tools and tests find the address in this line: written whatever the log level.
       logger.child({}, { level: 'info' }).info({ url: controller.url, instanceId: controller.instanceId }, `e2epool controller listening on ${controller.url} (instance ${controller.instanceId})`);
       return () => controller.stop();
