@@ -102,7 +102,6 @@ const envVars: Array<{ key: keyof AgentConfigFile; env: string; kind: Kind }> = 
   { key: 'ca_file', env: 'E2EPOOL_AGENT_CA_FILE', kind: 'string' },
   { key: 'log_level', env: 'E2EPOOL_AGENT_LOG_LEVEL', kind: 'string' },
 ];
-export const agentEnvVars: ReadonlyArray<{ key: string; env: string }> = envVars;
 
 export class AgentConfigError extends Error {
   constructor(message: string) {

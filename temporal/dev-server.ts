@@ -5,6 +5,7 @@
 import { Connection } from '@temporalio/client';
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../src/logger.js';
 import { E2epoolError } from '../src/domain/errors.js';
 import { findFreePort } from './free-port.js';
@@ -47,7 +48,6 @@ export interface TemporalDevServer {
 }
 
 const OUTPUT_TAIL_LINES = 40;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Removes a dev-server SQLite file and its journal files (for --fresh and `dev` without --keep-state). */
 export function deleteTemporalDatabase(dbFile: string): void {

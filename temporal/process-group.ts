@@ -4,6 +4,7 @@
 // decide the order of shutdown.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface GroupExit {
   code: number | null;
@@ -87,8 +88,6 @@ function removeHooksWhenIdle(): void {
   process.off('SIGTERM', onSigterm);
   process.off('removeListener', noteRemoval);
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function spawnInOwnGroup(command: string, args: string[], opts: Omit<SpawnOptions, 'detached'> = {}): GroupChild {
   const child = spawn(command, args, { ...opts, detached: true });

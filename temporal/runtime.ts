@@ -27,11 +27,6 @@ export interface TemporalRuntimeState {
 
 let state: TemporalRuntimeState | null = null;
 
-/** The SDK metrics endpoint of this process, if the runtime was installed with metrics. */
-export function temporalSdkMetricsUrl(): string | undefined {
-  return state?.metricsUrl;
-}
-
 function errorText(value: unknown): string | undefined {
   if (value instanceof Error) return value.message;
   return typeof value === 'string' ? value : undefined;

@@ -47,4 +47,3 @@ export function requireTemporalTool(tool: TemporalTool, env: NodeJS.ProcessEnv =
 }
 
 export const requireTemporalCli = (env: NodeJS.ProcessEnv = process.env): string => requireTemporalTool('cli', env);
-export const requireTemporalTestServer = (env: NodeJS.ProcessEnv = process.env): string => requireTemporalTool('test-server', env);

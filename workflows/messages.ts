@@ -10,7 +10,6 @@ import type { RunnerPlan } from '../activities/types.js';
 export const CHECKPOINT_WORKFLOW_TYPE = 'checkpointV2Workflow';
 /** The first release's type: still registered while runs of it are open (docs/development.md). */
 export const CHECKPOINT_V1_WORKFLOW_TYPE = 'checkpointWorkflow';
-export const CHECKPOINT_WORKFLOW_TYPES = [CHECKPOINT_WORKFLOW_TYPE, CHECKPOINT_V1_WORKFLOW_TYPE] as const;
 
 /** Every timing the workflow uses. Filled from config by the API when it starts the workflow. */
 export interface CheckpointTimings {

@@ -259,10 +259,6 @@ export class GitlabSimState {
   }
 }
 
-export function isTerminalStatus(status: GitlabJobStatus): boolean {
-  return TERMINAL.has(status);
-}
-
 function requireStatus(status: unknown): asserts status is GitlabJobStatus {
   if (!(GITLAB_JOB_STATUSES as readonly unknown[]).includes(status)) {
     throw new SimInputError(400, `unknown job status ${JSON.stringify(status)}; one of ${GITLAB_JOB_STATUSES.join(', ')}`);

@@ -6,8 +6,6 @@ export const SNAPSHOT_NAME_PATTERN = /^[a-z][a-z0-9_-]+$/;
 export const SNAPSHOT_NAME_MAX = 40;
 /** e2epool's finalize validation pattern, kept for compatible 422 answers. */
 export const LEGACY_NAME_PATTERN = /^job-[\w.-]+-\d+-[0-9a-f]{8}$/;
-/** What e2epool accepted as a job id (the request schema). */
-export const JOB_ID_PATTERN = /^[\w.-]+$/;
 
 const FIXED_LENGTH = 'job-'.length + 1 + 10 + 1 + 8; // job-, -, unix seconds, -, hex
 export const MAX_JOB_ID_LENGTH = SNAPSHOT_NAME_MAX - FIXED_LENGTH;

@@ -146,9 +146,6 @@ export const helloPayloadSchema = z.object({
     .transform((names) => [...new Set(names ?? [])]),
 });
 
-export type CreatePayload = z.output<typeof createPayloadSchema>;
-export type FinalizePayload = z.output<typeof finalizePayloadSchema>;
-export type StatusPayload = z.output<typeof statusPayloadSchema>;
 export type HelloPayload = z.output<typeof helloPayloadSchema>;
 
 /** Validates a payload; on failure gives the first issue's message as a caller-facing detail. */

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
 import { E2epoolError } from '../domain/errors.js';
 import type { Logger } from '../logger.js';
@@ -22,7 +23,7 @@ import { AgentSession, monotonicNow, type AgentSessionInfo } from './session.js'
 
 export type { AgentRequestHandler } from './request-dispatch.js';
 export type { AgentCommandRequest, AgentCommandOutput } from './agent-command.js';
-export type { AgentSessionInfo, SessionEndReason } from './session.js';
+export type { AgentSessionInfo } from './session.js';
 
 export { AGENT_WS_PATH, CLOSE_CODES, type GatewayDeps, type GatewayTuning, type SessionEvent } from './gateway-options.js';
 
@@ -338,7 +339,7 @@ export class AgentGateway {
     for (const s of this.registry.sessions()) if (!s.busy) s.close(CLOSE_CODES.goingAway, 'draining', 'controller shutting down', this.closeTimeoutMs);
     const deadline = monotonicNow() + graceMs;
     while (this.busyCount() > 0 && monotonicNow() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, Math.min(25, Math.max(1, deadline - monotonicNow()))));
+      await delay(Math.min(25, Math.max(1, deadline - monotonicNow())));
     }
     const sessions = this.registry.sessions();
     for (const s of sessions) {

@@ -1,6 +1,6 @@
 // This controller instance's row in `controller_instances`: registered at start, heartbeated so
 // that routes to it stay valid, marked draining on a graceful stop.
-import { eq, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { controllerInstances } from '../../db/schema.js';
 import type { Db } from '../store/database.js';
 import type { Logger } from '../logger.js';
@@ -30,14 +30,6 @@ export async function markInstanceDraining(db: Db, instanceId: string): Promise<
     .insert(controllerInstances)
     .values({ instanceId, draining: true })
     .onConflictDoUpdate({ target: controllerInstances.instanceId, set: { draining: true, lastSeen: sql`now()` } });
-}
-
-export async function isInstanceDraining(db: Db, instanceId: string): Promise<boolean | null> {
-  const rows = await db
-    .select({ draining: controllerInstances.draining })
-    .from(controllerInstances)
-    .where(eq(controllerInstances.instanceId, instanceId));
-  return rows[0]?.draining ?? null;
 }
 
 export interface InstanceHeartbeat {

@@ -20,7 +20,7 @@ export interface InventorySyncResult {
   warnings: string[];
 }
 
-export const INVENTORY_HASH_KEY = 'inventory_hash';
+const INVENTORY_HASH_KEY = 'inventory_hash';
 
 /** What a sync needs from the registry: its database, token hashing and who to tell. */
 export interface InventorySyncContext {

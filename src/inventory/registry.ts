@@ -13,8 +13,8 @@ import { apiRuleMessage, checkRunnerRules, runnerInputSchema, toRunnerConfig } f
 import { configColumns, rowToRunner, type Runner } from './runner-rows.js';
 import { DEVELOPMENT_TOKEN_PEPPER, generateRunnerToken, hashToken, tokenHashesEqual } from './token-hash.js';
 
-export { INVENTORY_HASH_KEY, type InventorySyncResult } from './inventory-sync.js';
-export { rowToRunner, type Runner, type RunnerRow, type RunnerSource } from './runner-rows.js';
+export type { InventorySyncResult } from './inventory-sync.js';
+export { rowToRunner, type Runner, type RunnerRow } from './runner-rows.js';
 
 export interface RunnerEvent {
   runnerId: string;

@@ -111,7 +111,6 @@ export const inventoryRunnerSchema = z.object({
     'The agent\'s own credential (24 characters or more, not equal to `token`). Once set, the runner token can no longer open an agent session. Write `${VAR}`.',
   ),
 });
-export type InventoryRunnerInput = z.infer<typeof inventoryRunnerSchema>;
 
 export const RUNNER_KEYS: ReadonlySet<string> = new Set([...Object.keys(runnerFieldsShape), 'token', 'agent_token']);
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { E2epoolError } from '../../src/domain/errors.js';
-import { MAX_OUTPUT_CHARS } from '../../src/gateway/index.js';
+import { MAX_OUTPUT_CHARS } from '../../src/redaction.js';
 import { migrate, openDatabase, type Database } from '../../src/store/database.js';
 import { startGateway, TestAgent, TOKENS, type Frame, type GatewayHarness } from './gateway-harness.js';
 
