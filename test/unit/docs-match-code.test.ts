@@ -138,21 +138,43 @@ function envNamesInCode(): Set<string> {
 interface CliVerb {
   options: Set<string>;
   choices: Record<string, string[]>;
+  /** Nested verbs (`e2epool admin runners drain`), by name; empty for a leaf. */
+  subcommands: Map<string, CliVerb>;
+}
+
+interface CommandModule {
+  command: string | readonly string[];
+  builder?: (y: any) => any;
+}
+
+/**
+ * One verb with its options and its nested verbs. The builder runs on a real yargs instance whose
+ * `.command()` only records the module it is given, so nested verbs are read the same way, each
+ * with the options of its parents (yargs hands those down).
+ */
+function readVerb(module: CommandModule, inherited: Set<string>): CliVerb {
+  const y: any = yargs([]);
+  const nested: CommandModule[] = [];
+  y.command = (m: CommandModule) => {
+    nested.push(m);
+    return y;
+  };
+  const built: any = module.builder ? (module.builder(y) ?? y) : y;
+  const o = built.getOptions();
+  // --version and --help are the CLI's own (src/cli/main.ts).
+  const options = new Set<string>([...inherited, ...Object.keys(o.key)]);
+  for (const [name, aliases] of Object.entries(o.alias as Record<string, string[]>)) for (const a of [name, ...aliases]) options.add(a);
+  for (const b of o.boolean as string[]) options.add(`no-${b}`);
+  options.add('h');
+  const subcommands = new Map<string, CliVerb>();
+  for (const sub of nested) subcommands.set(String(Array.isArray(sub.command) ? sub.command[0] : sub.command).split(' ')[0]!, readVerb(sub, options));
+  return { options, choices: o.choices ?? {}, subcommands };
 }
 
 /** Every verb of the yargs CLI with its options (and aliases), from the command modules themselves. */
 function cliVerbs(): Map<string, CliVerb> {
   const verbs = new Map<string, CliVerb>();
-  for (const command of commands) {
-    const built: any = command.builder ? command.builder(yargs([]) as any) : yargs([]);
-    const o = built.getOptions();
-    // The CLI turns --version off (src/cli/main.ts).
-    const options = new Set<string>(Object.keys(o.key).filter((k) => k !== 'version'));
-    for (const [name, aliases] of Object.entries(o.alias as Record<string, string[]>)) for (const a of [name, ...aliases]) options.add(a);
-    for (const b of o.boolean as string[]) options.add(`no-${b}`);
-    options.add('h');
-    verbs.set(command.command.split(' ')[0]!, { options, choices: o.choices ?? {} });
-  }
+  for (const command of commands) verbs.set(command.command.split(' ')[0]!, readVerb(command, new Set()));
   return verbs;
 }
 
@@ -337,6 +359,8 @@ describe('docs match the code', () => {
   it('shows only e2epool verbs and flags the CLI has', () => {
     const verbs = cliVerbs();
     assert.ok(verbs.has('serve') && verbs.get('create')!.options.has('job-id'), 'the CLI is read');
+    const drain = verbs.get('admin')?.subcommands.get('runners')?.subcommands.get('drain');
+    assert.ok(drain?.options.has('url') && verbs.get('admin')!.subcommands.get('release')!.options.has('delete-snapshot'), 'nested admin verbs are read, with the options of their parents');
     const problems: string[] = [];
     // `node bin/e2epool.js` and `node dist/src/cli/main.js` are the CLI wherever they appear; a bare
     // `e2epool` only in command position (it is also a database, user and host name in the docs).
@@ -346,14 +370,31 @@ describe('docs match the code', () => {
       for (const snippet of doc.snippets) {
         for (const m of snippet.text.matchAll(invocation)) {
           if (m[0].startsWith('e2epool') && !commandPosition.test(snippet.text.slice(0, m.index))) continue;
-          const verb = m[1]!;
-          const spec = verbs.get(verb);
+          let verb = m[1]!;
+          let spec = verbs.get(verb);
           if (!spec) {
             problems.push(`${where(snippet)}: e2epool ${verb}: no such command (${[...verbs.keys()].join(', ')})`);
             continue;
           }
           // The rest of this command: up to the next command separator or comment.
-          const rest = snippet.text.slice(m.index + m[0].length).split(/\s#|(?<!\\)\||;|&&|\)|`|\s(?=(?:npx\s+)?e2epool\s)/)[0]!;
+          let rest = snippet.text.slice(m.index + m[0].length).split(/\s#|(?<!\\)\||;|&&|\)|`|\s(?=(?:npx\s+)?e2epool\s)/)[0]!;
+          // Nested verbs (`admin runners drain`): each word names a subcommand of the one before.
+          let unknownSub = false;
+          while (spec.subcommands.size > 0) {
+            const word = /^\s+([a-z][a-z-]*)(?![\w.])/.exec(rest);
+            if (!word) break;
+            const sub = spec.subcommands.get(word[1]!);
+            if (!sub) {
+              // A placeholder (`e2epool admin <verb>`) is not a verb; anything else must be one.
+              problems.push(`${where(snippet)}: e2epool ${verb} ${word[1]}: no such command (${[...spec.subcommands.keys()].join(', ')})`);
+              unknownSub = true;
+              break;
+            }
+            verb = `${verb} ${word[1]}`;
+            spec = sub;
+            rest = rest.slice(word[0].length);
+          }
+          if (unknownSub) continue;
           if (verb === 'sim') {
             // Options after the service belong to that simulator (sim/*/cli.ts), not to this CLI.
             const service = /^\s+([a-z]+)/.exec(rest)?.[1];

@@ -9,6 +9,7 @@ import { agentCommand } from './agent.js';
 import { createCommand } from './create.js';
 import { finalizeCommand } from './finalize.js';
 import { statusCommand } from './status.js';
+import { adminCommand } from './admin.js';
 
 export const commands = [
   serveCommand,
@@ -21,4 +22,5 @@ export const commands = [
   createCommand,
   finalizeCommand,
   statusCommand,
+  adminCommand,
 ];
