@@ -1,7 +1,8 @@
 // Reloads inventory.yml when it changes, without a restart. The directory is watched (not the file)
 // so editors that write a new file and rename it over the old one, and Kubernetes ConfigMap symlink
 // swaps, are seen; the content hash filters out events that changed nothing. A bad file is logged
-// and the last good registry stays.
+// and the last good registry stays. A missing file is warned about once until it is back: every event
+// in its directory (a log file written next to it) would otherwise log the warning again.
 import { watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
@@ -47,6 +48,7 @@ export function watchInventory(
   // Reloads run one at a time; an event during a reload schedules exactly one more.
   let running: Promise<void> | undefined;
   let again = false;
+  let missingWarned = false;
 
   const reloadOnce = async () => {
     let inventory: InventoryFile;
@@ -54,11 +56,16 @@ export function watchInventory(
       inventory = await loadInventoryFile(absolute, { env: opts.env });
     } catch (err) {
       if (err instanceof InventoryError && err.code === 'inventory_not_found') {
-        logger?.warn({ path: absolute }, 'inventory file is missing; keeping the last good registry');
+        if (!missingWarned) logger?.warn({ path: absolute }, 'inventory file is missing; keeping the last good registry');
+        missingWarned = true;
       } else {
         logger?.error({ path: absolute, error: describeError(err) }, 'inventory file is invalid; keeping the last good registry');
       }
       return;
+    }
+    if (missingWarned) {
+      missingWarned = false;
+      logger?.info({ path: absolute }, 'inventory file is back');
     }
     if (inventory.contentHash === lastHash) return;
     for (const warning of inventory.warnings) logger?.warn({ path: absolute }, warning);
