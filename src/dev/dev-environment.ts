@@ -66,8 +66,9 @@ export interface DevEnvironment {
   config: Config;
   demoJobs: DemoJobs | undefined;
   /**
-   * Synchronous first step of a stop for signal handlers (where the process-group hook already
-   * signals every child): nothing new is started and the Temporal server is told to stop.
+   * Synchronous first step of a stop for signal handlers: nothing new is started (agents and demo
+   * jobs are told they are being stopped). The Temporal server stays up until the controller has
+   * stopped, so its workers finish at once instead of retrying calls to a server that is gone.
    */
   beginStop(): void;
   /** Stops everything in reverse order; resolves when no child process is left. Idempotent. */
@@ -101,8 +102,13 @@ export const DEMO_SETTINGS: Partial<Record<keyof Config, string>> = {
   COMMAND_TIMEOUT_SECONDS: '60',
   WS_HEARTBEAT_INTERVAL: '10',
   WS_HEARTBEAT_TIMEOUT: '30',
-  SHUTDOWN_GRACE_SECONDS: '3',
 };
+
+/**
+ * The demo's stop grace, whatever E2EPOOL_SHUTDOWN_GRACE_SECONDS says: Ctrl-C must end everything
+ * within a few seconds, and nothing in the demo is worth waiting for (serve keeps its setting).
+ */
+export const DEV_SHUTDOWN_GRACE_SECONDS = 1;
 
 const DEMO_PROJECT = { id: 1, path: 'demo/e2e-app' };
 const PROXMOX_USER = 'e2epool@pve';
@@ -286,6 +292,7 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
     try {
       config = loadConfig(env, {
         ...demoDefaults,
+        SHUTDOWN_GRACE_SECONDS: DEV_SHUTDOWN_GRACE_SECONDS,
         DATABASE_URL: `pglite:${path.join(devDir, 'pglite')}`,
         INVENTORY_PATH: inventoryPath,
         PORT: opts.port,
@@ -313,7 +320,8 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
       if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new DevStartError(`port ${opts.port} (API) is in use; choose another with --port <port>`);
       throw err;
     }
-    const stopGrace = (config.SHUTDOWN_GRACE_SECONDS + 15) * 1000;
+    // Drain and worker shutdown take a grace each; past that the stop goes on without the controller.
+    const stopGrace = (2 * config.SHUTDOWN_GRACE_SECONDS + 2) * 1000;
     cleanups.push({
       what: 'controller',
       run: () => withTimeout(controller.stop(), stopGrace, () => logger.warn({ ms: stopGrace }, 'controller did not stop in time; going on')),
@@ -384,9 +392,6 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
       demoJobs,
       beginStop() {
         quiesce();
-        // On a signal the process-group hook ends every child group at once; stopping the
-        // Temporal server ourselves marks its exit as expected.
-        void temporal.stop();
       },
       stop() {
         stopping ??= (async () => {
