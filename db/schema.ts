@@ -146,6 +146,21 @@ export const agentPresence = pgTable('agent_presence', {
   lastSeen: ts('last_seen').notNull().defaultNow(),
 });
 
+/**
+ * The last ended session of each runner's agent, copied from agent_presence when that row is
+ * removed (disconnect, or the holding instance stopping): the dashboard's "last seen" of an
+ * offline runner. A live session is always read from agent_presence.
+ */
+export const agentLastSessions = pgTable('agent_last_sessions', {
+  runnerId: varchar('runner_id', { length: 255 }).primaryKey(),
+  sessionEpoch: bigint('session_epoch', { mode: 'number' }).notNull(),
+  bootId: varchar('boot_id', { length: 100 }),
+  agentVersion: varchar('agent_version', { length: 100 }),
+  connectedAt: ts('connected_at').notNull(),
+  lastSeenAt: ts('last_seen_at').notNull(),
+  disconnectedAt: ts('disconnected_at').notNull().defaultNow(),
+});
+
 export const controllerInstances = pgTable('controller_instances', {
   instanceId: varchar('instance_id', { length: 64 }).primaryKey(),
   startedAt: ts('started_at').notNull().defaultNow(),

@@ -2,7 +2,7 @@
 // Every write is guarded by the session epoch, so a late write of an old session (on this instance
 // or another one) never overwrites or deletes the row of a newer session. Routing reads the rows
 // through src/store/agent-presence.ts.
-import { and, eq, lte, sql } from 'drizzle-orm';
+import { and, eq, lte, sql, type SQL } from 'drizzle-orm';
 import { agentPresence } from '../../db/schema.js';
 import type { Db } from '../store/database.js';
 
@@ -76,11 +76,7 @@ export class PresenceStore {
 
   /** Compare-and-delete: removes the row only if it still carries this session's epoch. */
   async remove(runnerId: string, sessionEpoch: number): Promise<boolean> {
-    const rows = await this.db
-      .delete(agentPresence)
-      .where(and(eq(agentPresence.runnerId, runnerId), eq(agentPresence.sessionEpoch, sessionEpoch)))
-      .returning({ epoch: agentPresence.sessionEpoch });
-    return rows.length === 1;
+    return (await this.removeKeepingLastSession(sql`runner_id = ${runnerId} and session_epoch = ${sessionEpoch}`)) === 1;
   }
 
   /**
@@ -89,10 +85,28 @@ export class PresenceStore {
    * instance's id and stays.
    */
   async removeOwn(): Promise<number> {
-    const rows = await this.db
-      .delete(agentPresence)
-      .where(eq(agentPresence.instanceId, this.instanceId))
-      .returning({ runnerId: agentPresence.runnerId });
-    return rows.length;
+    return this.removeKeepingLastSession(sql`instance_id = ${this.instanceId}`);
+  }
+
+  /**
+   * Deletes the matching presence rows and, in the same statement, keeps each as its runner's last
+   * ended session (agent_last_sessions), so an offline runner still shows when it was last seen.
+   * A newer ended session never gives way to an older one. Returns how many rows were deleted.
+   */
+  private async removeKeepingLastSession(where: SQL): Promise<number> {
+    const result = await this.db.execute(sql`
+      with gone as (
+        delete from agent_presence where ${where}
+        returning runner_id, session_epoch, boot_id, agent_version, connected_at, last_seen
+      ), kept as (
+        insert into agent_last_sessions (runner_id, session_epoch, boot_id, agent_version, connected_at, last_seen_at, disconnected_at)
+        select runner_id, session_epoch, boot_id, agent_version, connected_at, last_seen, now() from gone
+        on conflict (runner_id) do update set
+          session_epoch = excluded.session_epoch, boot_id = excluded.boot_id, agent_version = excluded.agent_version,
+          connected_at = excluded.connected_at, last_seen_at = excluded.last_seen_at, disconnected_at = excluded.disconnected_at
+        where agent_last_sessions.session_epoch <= excluded.session_epoch
+      )
+      select count(*)::int as n from gone`);
+    return Number((result as unknown as { rows: Array<{ n: number }> }).rows[0]?.n ?? 0);
   }
 }

@@ -9,7 +9,7 @@ import { sql } from 'drizzle-orm';
 import { DatabaseLockedError, MIGRATIONS_DIR, migrate, openDatabase } from '../../src/store/database.js';
 import { POSTGRES_ADMIN_URL } from '../helpers/databases.js';
 
-const expectedTables = ['agent_presence', 'alerts', 'audit_log', 'checkpoint_transitions', 'checkpoints', 'controller_instances', 'controller_settings', 'node_leases', 'runners', 'webhook_inbox'];
+const expectedTables = ['agent_last_sessions', 'agent_presence', 'alerts', 'audit_log', 'checkpoint_transitions', 'checkpoints', 'controller_instances', 'controller_settings', 'node_leases', 'runners', 'webhook_inbox'];
 
 async function tables(db: any): Promise<string[]> {
   const r: any = await db.execute(sql`select table_name from information_schema.tables where table_schema = 'public' and table_name not like '\\_\\_%' order by 1`);
