@@ -52,9 +52,9 @@ export const devCommand: CliCommand<DevArgs> = {
     let environment: Awaited<ReturnType<typeof startDevEnvironment>> | undefined;
     let stopping = false;
     let failedWhileStopping = false;
-    // On a signal the Temporal server goes first (the process-group hook signals every child), so
-    // a client call still retrying when the controller closes its connection throws from a gRPC
-    // timer. That one is expected; anything else during the stop is reported and exits 1.
+    // A Temporal client call still retrying when the controller closes its connection during the
+    // stop throws from a gRPC timer. That one is expected; anything else during the stop is
+    // reported and exits 1.
     const onLateError = (err: Error) => {
       if (/Channel has been shut down/.test(err.message)) {
         logger.warn({ error: err.message }, 'a Temporal call was still retrying when its connection closed; ignored while stopping');
