@@ -8,9 +8,22 @@ import { sql } from 'drizzle-orm';
 import type { Config } from '../../config.js';
 import { INSTANCE_STALE_SECONDS } from '../../store/agent-presence.js';
 import type { Logger } from '../../logger.js';
-import { createDashboardStateReader, type DashboardState } from '../../services/dashboard-state.js';
+import { E2epoolError } from '../../domain/errors.js';
+import type { ValidationDetailItem } from '../../inventory/issues.js';
+import {
+  JOB_OUTCOMES_MAX_PAGE,
+  JOB_OUTCOMES_PAGE,
+  createDashboardStateReader,
+  decodeJobCursor,
+  isHistoryRange,
+  readCheckpointDetail,
+  readDashboardHistory,
+  readJobOutcomes,
+  type DashboardState,
+} from '../../services/dashboard-state.js';
 import type { Db } from '../../store/database.js';
 import { requireAdminToken } from '../auth.js';
+import { validationFailed } from '../errors.js';
 import { STRICT_ROUTING } from '../strict-routing.js';
 import { PAGE_CSP, pageHtml } from './dashboard-page.js';
 
@@ -28,6 +41,8 @@ export interface DashboardRouterOptions {
   pagePollMs?: number;
   /** The page reopens a broken stream after this long (default 10 s). */
   pageReconnectMs?: number;
+  /** A moving checkpoint silent for longer than this counts as stuck (default 30 min). */
+  stuckAfterSeconds?: number;
 }
 
 /** The router, plus `close()` to end the open event streams (before the HTTP server stops); later ones still open. */
@@ -150,7 +165,8 @@ function send(res: Response, event: string, data: unknown): void {
 export function createDashboardRouter(opts: DashboardRouterOptions): DashboardRouter {
   const { db, config, logger } = opts;
   if (!/^https?:\/\//i.test(config.TEMPORAL_UI_URL)) throw new Error(`TEMPORAL_UI_URL must be an http(s) URL, got '${config.TEMPORAL_UI_URL}'`);
-  const readState = createDashboardStateReader(db, config);
+  const readerOptions = { stuckAfterSeconds: opts.stuckAfterSeconds };
+  const readState = createDashboardStateReader(db, config, readerOptions);
   const feed = new StateFeed(db, readState, logger, {
     pollIntervalMs: opts.pollIntervalMs ?? 1500,
     heartbeatMs: opts.heartbeatMs ?? 15_000,
@@ -159,7 +175,8 @@ export function createDashboardRouter(opts: DashboardRouterOptions): DashboardRo
   const page = pageHtml({ pollMs: positiveInt(opts.pagePollMs ?? 5000), reconnectMs: positiveInt(opts.pageReconnectMs ?? 10_000) });
   const router = express.Router(STRICT_ROUTING);
 
-  router.get('/dashboard', (_req: Request, res: Response) => {
+  // One page for the overview and for a checkpoint's own view; the script reads the path.
+  const sendPage = (_req: Request, res: Response) => {
     res
       .status(200)
       .set({
@@ -171,12 +188,41 @@ export function createDashboardRouter(opts: DashboardRouterOptions): DashboardRo
         'X-Frame-Options': 'DENY',
       })
       .send(page);
-  });
+  };
+  router.get('/dashboard', sendPage);
+  router.get('/dashboard/checkpoints/:name', sendPage);
 
   router.use('/api/dashboard', requireAdminToken(config.ADMIN_TOKEN));
 
   router.get('/api/dashboard/state', async (_req: Request, res: Response) => {
     res.set('Cache-Control', 'no-store').json(await readState());
+  });
+
+  router.get('/api/dashboard/history', async (req: Request, res: Response) => {
+    const range = req.query.range ?? '24h';
+    if (!isHistoryRange(range)) throw validationFailed([{ type: 'enum', loc: ['query', 'range'], msg: "Input should be '24h' or '7d'", input: range }]);
+    res.set('Cache-Control', 'no-store').json(await readDashboardHistory(db, range));
+  });
+
+  router.get('/api/dashboard/job-outcomes', async (req: Request, res: Response) => {
+    const problems: ValidationDetailItem[] = [];
+    const limitText = typeof req.query.limit === 'string' ? req.query.limit : String(JOB_OUTCOMES_PAGE);
+    const limit = Number(limitText);
+    if (!/^\d+$/.test(limitText) || limit < 1 || limit > JOB_OUTCOMES_MAX_PAGE) problems.push({ type: 'value_error', loc: ['query', 'limit'], msg: `Value error, limit must be an integer from 1 to ${JOB_OUTCOMES_MAX_PAGE}`, input: req.query.limit });
+    let afterId: number | undefined;
+    if (req.query.cursor !== undefined) {
+      const decoded = typeof req.query.cursor === 'string' ? decodeJobCursor(req.query.cursor) : null;
+      if (decoded === null) problems.push({ type: 'value_error', loc: ['query', 'cursor'], msg: 'Value error, cursor is not one this API returned', input: req.query.cursor });
+      else afterId = decoded;
+    }
+    if (problems.length) throw validationFailed(problems);
+    res.set('Cache-Control', 'no-store').json(await readJobOutcomes(db, config, { limit, afterId }));
+  });
+
+  router.get('/api/dashboard/checkpoints/:name', async (req: Request<{ name: string }>, res: Response) => {
+    const detail = await readCheckpointDetail(db, config, req.params.name, readerOptions);
+    if (!detail) throw new E2epoolError('checkpoint_not_found', 'Checkpoint not found');
+    res.set('Cache-Control', 'no-store').json(detail);
   });
 
   router.get('/api/dashboard/events', async (req: Request, res: Response) => {
