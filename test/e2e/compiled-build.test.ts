@@ -13,6 +13,40 @@ import { startDevServerEnv } from '../helpers/temporal.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'e2epool-build-'));
 
+/** Starts `serve` from dist/ with `node` (and its extra flags); resolves with its URL once it listens. */
+function startCompiledServe(node: string, flags: string[], temporalAddress: string, database: string) {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('E2EPOOL_')));
+  const proc = spawn(node, [...flags, path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'serve', '--port', '0'], {
+    cwd: dir,
+    env: {
+      ...clean,
+      E2EPOOL_DATABASE_URL: `pglite:${path.join(dir, database)}`,
+      E2EPOOL_TEMPORAL_ADDRESS: temporalAddress,
+      E2EPOOL_TOKEN_PEPPER: 'pepper-for-the-compiled-build-test',
+      E2EPOOL_ADMIN_TOKEN: 'admin-token-for-the-compiled-build-test',
+      E2EPOOL_INVENTORY_PATH: path.join(dir, 'inventory.yml'),
+      E2EPOOL_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = { text: '' };
+  proc.stdout!.on('data', (d) => (output.text += d));
+  proc.stderr!.on('data', (d) => (output.text += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const listening = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve on ${node} did not start:\n${output.text}`)), 120_000);
+    proc.stdout!.on('data', () => {
+      const m = /listening on (http:\/\/\S+)/.exec(output.text);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    void exited.then((code) => reject(new Error(`serve on ${node} exited ${code}:\n${output.text}`)));
+  });
+  return { proc, output, exited, listening };
+}
+
 describe('compiled build', { timeout: 300_000 }, () => {
   let env: TestWorkflowEnvironment;
   let child: ChildProcess | undefined;
@@ -35,43 +69,16 @@ describe('compiled build', { timeout: 300_000 }, () => {
     const preload = path.join(dir, 'record-modules.cjs');
     const loaded = path.join(dir, 'loaded.json');
     writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(loaded)}, JSON.stringify(Object.keys(require.cache))));\n`);
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('E2EPOOL_')));
     const started = Date.now();
-    child = spawn(process.execPath, ['--require', preload, path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'serve', '--port', '0'], {
-      cwd: dir,
-      env: {
-        ...clean,
-        E2EPOOL_DATABASE_URL: `pglite:${path.join(dir, 'pglite')}`,
-        E2EPOOL_TEMPORAL_ADDRESS: (env as unknown as { address: string }).address,
-        E2EPOOL_TOKEN_PEPPER: 'pepper-for-the-compiled-build-test',
-        E2EPOOL_ADMIN_TOKEN: 'admin-token-for-the-compiled-build-test',
-        E2EPOOL_INVENTORY_PATH: path.join(dir, 'inventory.yml'),
-        E2EPOOL_LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}`)), 120_000);
-      const check = () => {
-        const m = /listening on (http:\/\/\S+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      };
-      child!.stdout!.on('data', check);
-      child!.once('exit', (code) => reject(new Error(`serve exited ${code}:\n${out}`)));
-    });
+    const serve = startCompiledServe(process.execPath, ['--require', preload], (env as unknown as { address: string }).address, 'pglite');
+    child = serve.proc;
+    const url = await serve.listening;
     const startMs = Date.now() - started;
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
     const health = (await (await fetch(`${url}/health`)).json()) as { temporal: { reachable: boolean } };
     assert.equal(health.temporal.reachable, true);
-    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
-    assert.equal(await exited, 0, out);
+    assert.equal(await serve.exited, 0, serve.output.text);
     child = undefined;
     const modules = JSON.parse(readFileSync(loaded, 'utf8')) as string[];
     const offending = modules.filter((m) => /[\\/]node_modules[\\/](tsx|esbuild|typescript|swc-loader|@swc)[\\/]/.test(m));
@@ -91,41 +98,15 @@ describe('compiled build', { timeout: 300_000 }, () => {
     }
     assert.ok(existsSync(path.join(repoRoot, 'dist', 'workflow-bundle.js')), 'the build of the test above');
     assert.match(spawnSync(node22, ['--version'], { encoding: 'utf8' }).stdout, /^v22\./);
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('E2EPOOL_')));
-    child = spawn(node22, [path.join(repoRoot, 'dist', 'src', 'cli', 'main.js'), 'serve', '--port', '0'], {
-      cwd: dir,
-      env: {
-        ...clean,
-        E2EPOOL_DATABASE_URL: `pglite:${path.join(dir, 'pglite-node22')}`,
-        E2EPOOL_TEMPORAL_ADDRESS: (env as unknown as { address: string }).address,
-        E2EPOOL_TOKEN_PEPPER: 'pepper-for-the-compiled-build-test',
-        E2EPOOL_ADMIN_TOKEN: 'admin-token-for-the-compiled-build-test',
-        E2EPOOL_INVENTORY_PATH: path.join(dir, 'inventory.yml'),
-        E2EPOOL_LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve on Node 22 did not start:\n${out}`)), 120_000);
-      child!.stdout!.on('data', () => {
-        const m = /listening on (http:\/\/\S+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      void exited.then((code) => reject(new Error(`serve on Node 22 exited ${code}:\n${out}`)));
-    });
+    const serve = startCompiledServe(node22, [], (env as unknown as { address: string }).address, 'pglite-node22');
+    child = serve.proc;
+    const url = await serve.listening;
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     assert.match(metrics, /^e2epool_build_info\{version="[^"]+",node="v22\./m);
     assert.match(metrics, /^temporal_worker_task_slots_available\{/m, 'the SDK core runs on Node 22');
     child.kill('SIGTERM');
-    assert.equal(await exited, 0, out);
+    assert.equal(await serve.exited, 0, serve.output.text);
     child = undefined;
   });
 });

@@ -21,7 +21,7 @@ import { startTemporalDevServer, type TemporalDevServer } from '../../temporal/d
 import { isProcessGroupAlive, spawnInOwnGroup, type GroupChild } from '../../temporal/process-group.js';
 import { repoRoot } from '../../temporal/tool-paths.js';
 import { endStates } from '../../src/domain/checkpoint-states.js';
-import { POSTGRES_ADMIN_URL } from '../helpers/databases.js';
+import { createEmptyPostgresDatabase, POSTGRES_ADMIN_URL } from '../helpers/databases.js';
 import { makeLocalhostCertificate, NGINX, renderShippedSite, startNginx, type RunningNginx } from '../helpers/nginx.js';
 
 const CI = process.env.CI === 'true';
@@ -54,7 +54,7 @@ interface Agent {
 
 const groups: GroupChild[] = [];
 let temporal: TemporalDevServer | undefined;
-let database: { name: string; url: string } | undefined;
+let database: Awaited<ReturnType<typeof createEmptyPostgresDatabase>> | undefined;
 let pgClient: pg.Client | undefined;
 let nginx: RunningNginx | undefined;
 let tls: { cert: string; key: string };
@@ -280,16 +280,7 @@ describe('production shape: nginx (TLS) → two serve instances → PostgreSQL a
     const noop = () => undefined;
     temporal = await startTemporalDevServer({ logger: { debug: noop, info: noop, warn: noop, error: (obj: unknown, msg?: string) => process.stderr.write(`temporal: ${msg ?? ''} ${JSON.stringify(obj)}\n`) } as never, ui: false, startTimeoutMs: 60_000 });
 
-    const name = `e2epool_prod_${randomBytes(5).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-    try {
-      await admin.connect();
-    } catch (err) {
-      throw new Error(`PostgreSQL is required for this test at ${POSTGRES_ADMIN_URL}: ${(err as Error).message}`, { cause: err });
-    }
-    await admin.query(`create database ${name}`);
-    await admin.end();
-    database = { name, url: POSTGRES_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`) };
+    database = await createEmptyPostgresDatabase('e2epool_prod');
 
     // The inventory as production writes it: tokens come from the environment (${VAR}).
     const inventory = path.join(dir, 'inventory', 'inventory.yml');
@@ -369,9 +360,9 @@ describe('production shape: nginx (TLS) → two serve instances → PostgreSQL a
     await temporal?.stop().catch(() => undefined);
     await pgClient?.end().catch(() => undefined);
     if (database) {
+      await database.drop();
       const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
       await admin.connect();
-      await admin.query(`drop database if exists ${database.name} with (force)`);
       const left = await admin.query('select 1 from pg_database where datname = $1', [database.name]);
       await admin.end();
       assert.equal(left.rowCount, 0, 'the test database is dropped');

@@ -17,8 +17,8 @@ export async function createPgliteDatabase(): Promise<TestDatabase> {
   return { ...database, url: 'pglite:memory', drop: () => database.close() };
 }
 
-/** Creates `e2epool_test_<random>` on the local PostgreSQL, migrates it, and drops it on drop(). */
-export async function createPostgresDatabase(prefix = 'e2epool_test'): Promise<TestDatabase> {
+/** An empty database `<prefix>_<random>` on the local PostgreSQL (for processes that migrate it themselves). */
+export async function createEmptyPostgresDatabase(prefix = 'e2epool_test'): Promise<{ name: string; url: string; drop(): Promise<void> }> {
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;
   const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
   try {
@@ -28,18 +28,29 @@ export async function createPostgresDatabase(prefix = 'e2epool_test'): Promise<T
   }
   await admin.query(`create database ${name}`);
   await admin.end();
-  const url = POSTGRES_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`);
-  const database = await openDatabase(url, { poolSize: 5 });
-  await migrate(database);
   return {
-    ...database,
-    url,
+    name,
+    url: POSTGRES_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`),
     drop: async () => {
-      await database.close();
       const c = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
       await c.connect();
       await c.query(`drop database if exists ${name} with (force)`);
       await c.end();
+    },
+  };
+}
+
+/** Creates `e2epool_test_<random>` on the local PostgreSQL, migrates it, and drops it on drop(). */
+export async function createPostgresDatabase(prefix = 'e2epool_test'): Promise<TestDatabase> {
+  const empty = await createEmptyPostgresDatabase(prefix);
+  const database = await openDatabase(empty.url, { poolSize: 5 });
+  await migrate(database);
+  return {
+    ...database,
+    url: empty.url,
+    drop: async () => {
+      await database.close();
+      await empty.drop();
     },
   };
 }

@@ -64,9 +64,8 @@ export interface RunningNginx {
   stop(): Promise<void>;
 }
 
-/** Writes a main nginx.conf around `site` in `dir`, checks it with `nginx -t`, and starts nginx. */
-export function startNginx(dir: string, site: string, port: number): RunningNginx {
-  if (!existsSync(NGINX)) throw new Error(`${NGINX} is missing: scripts/install-tools.sh installs Debian's nginx-light`);
+/** Writes `site` as a conf.d file and a main nginx.conf that includes it (the image's layout) in `dir`; returns the main file. */
+export function writeNginxConfig(dir: string, site: string): string {
   mkdirSync(path.join(dir, 'temp'), { recursive: true });
   writeFileSync(path.join(dir, 'default.conf'), site);
   const conf = path.join(dir, 'nginx.conf');
@@ -83,6 +82,13 @@ export function startNginx(dir: string, site: string, port: number): RunningNgin
       '}',
     ].join('\n'),
   );
+  return conf;
+}
+
+/** Writes the config around `site` in `dir`, checks it with `nginx -t`, and starts nginx. */
+export function startNginx(dir: string, site: string, port: number): RunningNginx {
+  if (!existsSync(NGINX)) throw new Error(`${NGINX} is missing: scripts/install-tools.sh installs Debian's nginx-light`);
+  const conf = writeNginxConfig(dir, site);
   const check = spawnSync(NGINX, ['-t', '-p', dir, '-c', conf], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`nginx -t refused the config:\n${check.stderr}`);
   const group = spawnInOwnGroup(NGINX, ['-p', dir, '-c', conf, '-g', 'daemon off;'], { stdio: 'ignore' });

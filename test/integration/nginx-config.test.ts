@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { findFreePort } from '../../temporal/free-port.js';
 import { repoRoot } from '../../temporal/tool-paths.js';
+import { writeNginxConfig } from '../helpers/nginx.js';
 
 const NGINX = '/usr/sbin/nginx';
 const dir = mkdtempSync(path.join(tmpdir(), 'e2epool-nginx-'));
@@ -55,21 +56,7 @@ describe('deploy/nginx.conf', () => {
       .replaceAll('/var/log/nginx/access.log', path.join(dir, 'access.log'))
       .replace(/listen 8443\b/, `listen 127.0.0.1:${port}`);
     assert.notEqual(site, shipped);
-    mkdirSync(path.join(dir, 'temp'));
-    writeFileSync(path.join(dir, 'default.conf'), site);
-    writeFileSync(
-      path.join(dir, 'nginx.conf'),
-      [
-        'user root;',
-        `pid ${dir}/nginx.pid;`,
-        `error_log ${dir}/error.log warn;`,
-        'events {}',
-        'http {',
-        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/temp/${t};`),
-        `  include ${dir}/default.conf;`,
-        '}',
-      ].join('\n'),
-    );
+    writeNginxConfig(dir, site);
   });
   after(async () => {
     nginx?.kill('SIGTERM');
