@@ -12,6 +12,7 @@ import type { Logger } from '../src/logger.js';
 import { raiseAlert, resolveAlert } from '../src/store/alert-store.js';
 import { writeOrphanAudit } from '../src/store/settings-store.js';
 import type { Db } from '../src/store/database.js';
+import { rowsOf } from '../src/store/rows.js';
 import { purgeProcessedWebhooks } from '../src/webhooks/dispatcher.js';
 import { proxmoxBaseUrl, proxmoxTlsOptions } from './backend.js';
 import { withFailureMapping } from './failure-mapping.js';
@@ -80,11 +81,6 @@ export interface HousekeepingDeps {
 }
 
 const END_STATES_SQL = sql.join(END_STATES.map((s) => sql`${s}`), sql`, `);
-
-async function rowsOf(db: Db, query: SQL): Promise<any[]> {
-  const result: any = await db.execute(query);
-  return result.rows ?? [];
-}
 
 async function countOf(db: Db, query: SQL): Promise<number> {
   const [row] = await rowsOf(db, query);

@@ -5,13 +5,14 @@
 // for every alert that was announced and is now resolved, whoever resolved it (this monitor or a
 // workflow): `last_sent_at < resolved_at` marks a pending resolve notice, and claiming it is one
 // compare-and-set update, so one instance sends it.
-import { sql, type SQL } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { queuedStates, rebootWindowStates } from '../domain/checkpoint-states.js';
 import { statesSql } from '../store/state-sql.js';
 import type { Config } from '../config.js';
 import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
+import { rowsOf } from '../store/rows.js';
 import { openAlerts, raiseAlert, resolveAlert } from '../store/alert-store.js';
 import type { AlertDelivery, AlertSeverity, DeliverableAlert } from './delivery.js';
 
@@ -90,11 +91,6 @@ export function resolveMessageOf(key: string, message: string): string {
   return `Resolved: ${message}`;
 }
 
-async function rows(db: Db, query: SQL): Promise<any[]> {
-  const result: any = await db.execute(query);
-  return result.rows ?? result;
-}
-
 const pct = (v: number) => `${Math.round(v * 1000) / 10} %`;
 
 export function createAlertMonitor(opts: AlertMonitorOptions) {
@@ -138,7 +134,7 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
 
   async function evaluate(now: number): Promise<Map<string, Desired>> {
     const desired = new Map<string, Desired>();
-    const [counts] = await rows(
+    const [counts = {}] = await rowsOf(
       db,
       sql`
       with failures as (
@@ -157,7 +153,7 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
     );
     // Offline: active runners without a session on a live instance, except while their own reset
     // reboots them (readiness covers that).
-    const offline = await rows(
+    const offline = await rowsOf(
       db,
       sql`
       select r.runner_id from runners r
@@ -171,7 +167,7 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
       order by r.runner_id`,
     );
     // Active checkpoints hold a claim, so this is at most one row per runner.
-    const overdue = await rows(
+    const overdue = await rowsOf(
       db,
       sql`
       select name, runner_id, extract(epoch from (now() - created_at))::float8 as age_s from checkpoints
@@ -233,7 +229,7 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
 
   /** Sends resolve notices of announced alerts that are resolved now; one instance claims each. */
   async function sendResolveNotices(): Promise<string[]> {
-    const claimed = await rows(
+    const claimed = await rowsOf(
       db,
       sql`update alerts set last_sent_at = now()
           where resolved_at is not null and resolved_at > now() - make_interval(secs => ${lookback})

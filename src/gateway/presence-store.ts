@@ -5,6 +5,7 @@
 import { and, eq, lte, sql, type SQL } from 'drizzle-orm';
 import { agentPresence } from '../../db/schema.js';
 import type { Db } from '../store/database.js';
+import { rowsOf } from '../store/rows.js';
 
 export interface PresenceSession {
   runnerId: string;
@@ -23,8 +24,7 @@ export class PresenceStore {
 
   /** A new epoch from the database sequence: increasing across every instance. */
   async nextEpoch(): Promise<number> {
-    const result = await this.db.execute(sql`select nextval('agent_session_epoch')::text as epoch`);
-    const row = (result as unknown as { rows: Array<{ epoch: string }> }).rows[0];
+    const [row] = await rowsOf<{ epoch: string }>(this.db, sql`select nextval('agent_session_epoch')::text as epoch`);
     const epoch = Number(row?.epoch);
     if (!Number.isSafeInteger(epoch) || epoch <= 0) throw new Error('agent_session_epoch returned no usable value');
     return epoch;
@@ -94,7 +94,7 @@ export class PresenceStore {
    * A newer ended session never gives way to an older one. Returns how many rows were deleted.
    */
   private async removeKeepingLastSession(where: SQL): Promise<number> {
-    const result = await this.db.execute(sql`
+    const result = await rowsOf<{ n: number }>(this.db, sql`
       with gone as (
         delete from agent_presence where ${where}
         returning runner_id, session_epoch, boot_id, agent_version, connected_at, last_seen
@@ -107,6 +107,6 @@ export class PresenceStore {
         where agent_last_sessions.session_epoch <= excluded.session_epoch
       )
       select count(*)::int as n from gone`);
-    return Number((result as unknown as { rows: Array<{ n: number }> }).rows[0]?.n ?? 0);
+    return Number(result[0]?.n ?? 0);
   }
 }

@@ -18,11 +18,12 @@ import { sharedResult } from '../util/shared-result.js';
 import { sameSecret } from '../api/auth.js';
 import { STRICT_ROUTING } from '../api/strict-routing.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { sql, type SQL } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { endStates } from '../domain/checkpoint-states.js';
 import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
+import { rowsOf } from '../store/rows.js';
 import { DURATION_SQL, RESET_DONE_EVENT, REPORTED_SOURCES, reportedSource, type DurationKind } from '../services/stats.js';
 import { VERSION } from '../services/health.js';
 import { readOrphanAudit } from '../store/settings-store.js';
@@ -75,11 +76,6 @@ const END_STATES_SQL = statesSql(endStates);
 const ACTIVE_STATES_SQL = statesSql(activeStates);
 /** The queue of `/health`: finalize queued or on the reset path, needs attention excluded. */
 const QUEUED_STATES_SQL = statesSql(queuedStates);
-
-async function rows(db: Db, query: SQL): Promise<any[]> {
-  const result: any = await db.execute(query);
-  return result.rows ?? result;
-}
 
 /** Outcome label of an ended checkpoint (closed set). */
 export function outcomeOf(row: { state: string; finalize_status: string | null }): (typeof CHECKPOINT_OUTCOMES)[number] {
@@ -146,7 +142,7 @@ export function createMetrics(opts: MetricsOptions) {
   let watermark: { at: string; id: number } = { at: (opts.countSince ?? new Date()).toISOString(), id: 0 };
 
   async function readGauges(): Promise<void> {
-    const [r] = await rows(
+    const [r = {}] = await rowsOf(
       db,
       sql`
       with active_runners as (select runner_id from runners where is_active),
@@ -195,7 +191,7 @@ export function createMetrics(opts: MetricsOptions) {
 
   /** Feeds histograms and counters with checkpoints that ended after the watermark; one batch. */
   async function readEnded(): Promise<void> {
-    const ended = await rows(
+    const ended = await rowsOf<{ state: string; finalize_status: string | null } & Record<string, any>>(
       db,
       sql`
       select t.id, t.at::text as at_text, c.backend, c.state, c.finalize_status, c.finalize_source,

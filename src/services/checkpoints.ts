@@ -25,6 +25,7 @@ import { resolveRoute } from '../store/agent-presence.js';
 import type { Runner } from '../inventory/registry.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
+import { rowsOf } from '../store/rows.js';
 import { MAINTENANCE_KEY, readMaintenance, type MaintenanceState } from '../store/checkpoint-store.js';
 import { BackendSearchAttribute, CheckpointStateSearchAttribute, JobIdSearchAttribute, NeedsAttentionSearchAttribute, RunnerIdSearchAttribute } from '../../temporal/search-attributes.js';
 import { CHECKPOINT_WORKFLOW_TYPE, CREATE_UPDATE_ID, createUpdate, finalizeSignal, releaseSignal, retryResetSignal, type CheckpointWorkflowInput, type CreateResult } from '../../workflows/messages.js';
@@ -269,9 +270,8 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
 
   /** The seq of the projection that opened the current needs-attention episode: signals carry it. */
   async function needsAttentionEpisode(name: string): Promise<number | undefined> {
-    const result = await db.execute(sql`select max(${checkpointTransitions.seq}) as seq from ${checkpointTransitions}
+    const rows = await rowsOf<{ seq: number | string | null }>(db, sql`select max(${checkpointTransitions.seq}) as seq from ${checkpointTransitions}
       where ${checkpointTransitions.checkpointName} = ${name} and ${checkpointTransitions.toState} = 'needs_attention' and ${checkpointTransitions.event} = 'step_failed'`);
-    const rows = (Array.isArray(result) ? result : (result as { rows?: unknown[] }).rows ?? []) as Array<{ seq: number | string | null }>;
     const seq = rows[0]?.seq;
     return seq === null || seq === undefined ? undefined : Number(seq);
   }

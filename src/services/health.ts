@@ -11,6 +11,7 @@ import { sql } from 'drizzle-orm';
 import { redactSecrets } from '../redaction.js';
 import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
 import { redactDatabaseUrl, type Db } from '../store/database.js';
+import { rowsOf } from '../store/rows.js';
 import { readMaintenance, type MaintenanceState } from '../store/checkpoint-store.js';
 
 export const VERSION: string = (() => {
@@ -113,7 +114,7 @@ export function createHealthReporter(deps: HealthDeps) {
 }
 
 async function readCounts(db: Db) {
-  const result: any = await db.execute(sql`
+  const [found] = await rowsOf(db, sql`
     with active_runners as (select runner_id, agent_token_hash from runners where is_active),
     online as (
       select distinct p.runner_id from agent_presence p
@@ -136,7 +137,7 @@ async function readCounts(db: Db) {
       (select count(*) from checkpoints where created_at > now() - interval '24 hours'
          and (state in ('create_failed','needs_attention') or finalize_status = 'failure')) as failed,
       (select count(*) from checkpoints where ended_at > now() - interval '24 hours' and state = 'gc_reset') as gc_reset`);
-  const row = (result.rows ?? result)[0] ?? {};
+  const row = found ?? {};
   return {
     total: toNumber(row.total),
     online: toNumber(row.online),

@@ -5,6 +5,7 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../store/database.js';
+import { rowsOf } from '../store/rows.js';
 import type { Logger } from '../logger.js';
 import { raiseAlert } from '../store/alert-store.js';
 import type { CheckpointRow } from './checkpoint-read-model.js';
@@ -21,12 +22,12 @@ export async function markIfOrphanClaim(db: Db, client: Client, holder: Checkpoi
   if (status === 'RUNNING') return false;
   const detail = `workflow ${holder.name} is ${status.toLowerCase()} but its checkpoint still holds the runner's claim; release it after checking the machine`;
   await db.transaction(async (tx) => {
-    const updated: any = await tx.execute(sql`
+    const updated = await rowsOf(tx, sql`
       update checkpoints set state = 'needs_attention', needs_attention_reason = 'orphan_claim', detail = ${detail},
         projection_seq = projection_seq + 1, updated_at = now()
       where name = ${holder.name} and holds_claim and needs_attention_reason is distinct from 'orphan_claim'
       returning projection_seq`);
-    const seq = updated.rows?.[0]?.projection_seq;
+    const seq = updated[0]?.projection_seq;
     if (seq === undefined) return;
     await tx.execute(sql`
       insert into checkpoint_transitions (checkpoint_name, runner_id, seq, from_state, to_state, event, detail)

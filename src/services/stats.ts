@@ -1,9 +1,10 @@
 // The stats summary of operations.md: per UTC day, per runner and in total, computed by SQL
 // aggregates (percentile_cont) that run alike on PGlite and PostgreSQL. A checkpoint belongs to the
 // day it was created. The duration definitions are shared with /metrics.
-import { sql, type SQL } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { finalizeSources } from '../domain/finalize.js';
 import type { Db } from '../store/database.js';
+import { rowsOf } from '../store/rows.js';
 
 export const STATS_MAX_DAYS = 90;
 export const STATS_DEFAULT_DAYS = 7;
@@ -69,11 +70,6 @@ export interface StatsSummary {
   runners: Array<{ runnerId: string } & StatsBucket>;
 }
 
-async function rows(db: Db, query: SQL): Promise<any[]> {
-  const result: any = await db.execute(query);
-  return result.rows ?? result;
-}
-
 function emptyBucket(): StatsBucket {
   const durations = Object.fromEntries(durationKinds.map((k) => [k, { count: 0, p50: null, p95: null }])) as StatsBucket['durations'];
   const sources = Object.fromEntries(REPORTED_SOURCES.map((s) => [s, 0])) as StatsBucket['finalizeSources'];
@@ -111,7 +107,7 @@ export async function statsSummary(db: Db, days: number, now: Date = new Date())
       percentile_cont(0.5) within group (order by ${expr}) as ${sql.raw(`${k}_p50`)},
       percentile_cont(0.95) within group (order by ${expr}) as ${sql.raw(`${k}_p95`)}`;
   });
-  const metricRows = await rows(
+  const metricRows = await rowsOf(
     db,
     sql`${base}
     select grouping(c.day) as no_day, grouping(c.runner_id) as no_runner, c.day, c.runner_id,
@@ -124,7 +120,7 @@ export async function statsSummary(db: Db, days: number, now: Date = new Date())
     from w c
     group by grouping sets ((c.day), (c.runner_id), ())`,
   );
-  const sourceRows = await rows(
+  const sourceRows = await rowsOf(
     db,
     sql`${base}
     select grouping(c.day) as no_day, grouping(c.runner_id) as no_runner, c.day, c.runner_id, c.finalize_source as source, count(*) as n

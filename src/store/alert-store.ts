@@ -1,23 +1,24 @@
 // Open alerts, deduplicated by key: raising an open key again changes nothing; resolving closes it.
 import { sql } from 'drizzle-orm';
 import type { Db } from './database.js';
+import { rowsOf } from './rows.js';
 import type { AlertInput } from './types.js';
 
 export async function raiseAlert(db: Db, alert: AlertInput): Promise<{ raised: boolean }> {
-  const result: any = await db.execute(sql`
+  const inserted = await rowsOf(db, sql`
     insert into alerts (key, severity, message, runner_id, checkpoint_name)
     values (${alert.key}, ${alert.severity}, ${alert.message}, ${alert.runnerId ?? null}, ${alert.checkpointName ?? null})
     on conflict (key) where resolved_at is null do nothing
     returning id`);
-  return { raised: (result.rows ?? []).length > 0 };
+  return { raised: inserted.length > 0 };
 }
 
 export async function resolveAlert(db: Db, key: string): Promise<{ resolved: boolean }> {
-  const result: any = await db.execute(sql`update alerts set resolved_at = now() where key = ${key} and resolved_at is null returning id`);
-  return { resolved: (result.rows ?? []).length > 0 };
+  const updated = await rowsOf(db, sql`update alerts set resolved_at = now() where key = ${key} and resolved_at is null returning id`);
+  return { resolved: updated.length > 0 };
 }
 
 export async function openAlerts(db: Db): Promise<Array<{ key: string; severity: string; message: string; runnerId: string | null; checkpointName: string | null; openedAt: Date }>> {
-  const result: any = await db.execute(sql`select key, severity, message, runner_id, checkpoint_name, opened_at from alerts where resolved_at is null order by opened_at desc`);
-  return (result.rows ?? []).map((r: any) => ({ key: r.key, severity: r.severity, message: r.message, runnerId: r.runner_id, checkpointName: r.checkpoint_name, openedAt: new Date(r.opened_at) }));
+  const open = await rowsOf(db, sql`select key, severity, message, runner_id, checkpoint_name, opened_at from alerts where resolved_at is null order by opened_at desc`);
+  return open.map((r) => ({ key: r.key, severity: r.severity, message: r.message, runnerId: r.runner_id, checkpointName: r.checkpoint_name, openedAt: new Date(r.opened_at) }));
 }

@@ -3,16 +3,10 @@
 // anything but the runner row.
 import { sql } from 'drizzle-orm';
 import type { Db } from './database.js';
+import { rowsOf } from './rows.js';
 import type { ClaimInput, ClaimResult, ProgressInput, ProgressResult, ProjectionInput, RunnerPlan } from './types.js';
 import { isEndState, type CheckpointState } from '../domain/checkpoint-states.js';
 import { parseRunnerOptions } from '../inventory/runner-config.js';
-
-type Row = Record<string, any>;
-
-async function rows(db: Db | any, query: ReturnType<typeof sql>): Promise<Row[]> {
-  const result: any = await db.execute(query);
-  return (result.rows ?? result) as Row[];
-}
 
 export const MAINTENANCE_KEY = 'maintenance';
 
@@ -22,7 +16,7 @@ export interface MaintenanceState {
 }
 
 export async function readMaintenance(db: Db): Promise<MaintenanceState> {
-  const [row] = await rows(db, sql`select value from controller_settings where key = ${MAINTENANCE_KEY}`);
+  const [row] = await rowsOf(db, sql`select value from controller_settings where key = ${MAINTENANCE_KEY}`);
   const value = (row?.value ?? {}) as Partial<MaintenanceState>;
   return { enabled: value.enabled === true, message: value.message || 'Controller is in maintenance mode' };
 }
@@ -48,10 +42,10 @@ async function claimInTransaction(db: Db, input: ClaimInput, now: Date, timeoutM
     const ms = Math.max(1, Math.floor(timeoutMs));
     await tx.execute(sql.raw(`set local statement_timeout = ${ms}`));
     await tx.execute(sql.raw(`set local idle_in_transaction_session_timeout = ${ms}`));
-    const [runner] = await rows(tx, sql`select runner_id, is_active, drained from runners where runner_id = ${input.runnerId} for update`);
+    const [runner] = await rowsOf(tx, sql`select runner_id, is_active, drained from runners where runner_id = ${input.runnerId} for update`);
     if (!runner || !runner.is_active) return { ok: false, code: 'runner_not_found', detail: 'Runner not found in inventory' };
 
-    const [own] = await rows(tx, sql`select name, holds_claim, created_at from checkpoints where name = ${input.name}`);
+    const [own] = await rowsOf(tx, sql`select name, holds_claim, created_at from checkpoints where name = ${input.name}`);
     if (own) return { ok: true, createdAtMs: new Date(own.created_at).getTime() };
 
     const maintenance = await readMaintenance(tx as unknown as Db);
@@ -59,7 +53,7 @@ async function claimInTransaction(db: Db, input: ClaimInput, now: Date, timeoutM
     if (runner.drained) return { ok: false, code: 'draining', detail: `Runner '${input.runnerId}' is drained and accepts no new checkpoints` };
 
     if (input.cooldownSeconds > 0) {
-      const [last] = await rows(
+      const [last] = await rowsOf(
         tx,
         sql`select finalize_queued_at from checkpoints where runner_id = ${input.runnerId} and finalize_queued_at is not null order by finalize_queued_at desc limit 1`,
       );
@@ -71,7 +65,7 @@ async function claimInTransaction(db: Db, input: ClaimInput, now: Date, timeoutM
     const holder = await readHolder(tx, input.runnerId);
     if (holder) return conflictWith(holder, input.runnerId);
 
-    const inserted = await rows(
+    const inserted = await rowsOf(
       tx,
       sql`insert into checkpoints (name, runner_id, job_id, project_id, backend, state, holds_claim, caller, created_at, updated_at)
           values (${input.name}, ${input.runnerId}, ${input.jobId}, ${input.projectId ?? null}, ${input.backend}, 'creating', true, ${input.caller ?? null}, ${now}, ${now})
@@ -95,7 +89,7 @@ async function claimInTransaction(db: Db, input: ClaimInput, now: Date, timeoutM
 }
 
 async function readHolder(tx: any, runnerId: string): Promise<{ name: string; state: CheckpointState; finalize_status: string | null } | null> {
-  const [holder] = await rows(tx, sql`select name, state, finalize_status from checkpoints where runner_id = ${runnerId} and holds_claim`);
+  const [holder] = await rowsOf(tx, sql`select name, state, finalize_status from checkpoints where runner_id = ${runnerId} and holds_claim`);
   return (holder as any) ?? null;
 }
 
@@ -132,7 +126,7 @@ export async function recordProgress(db: Db, input: ProgressInput, now = new Dat
 
 async function projectIn(tx: any, p: ProjectionInput, opts: { releaseClaim?: boolean | undefined }, now: Date): Promise<void> {
   {
-    const inserted = await rows(
+    const inserted = await rowsOf(
       tx,
       // No row (a claim that never landed): nothing to project, and no stray transition either.
       sql`insert into checkpoint_transitions (checkpoint_name, runner_id, seq, from_state, to_state, event, detail, at)
@@ -167,13 +161,13 @@ async function projectIn(tx: any, p: ProjectionInput, opts: { releaseClaim?: boo
 }
 
 export async function takeEpochWatermark(db: Db): Promise<number> {
-  const [row] = await rows(db, sql`select nextval('agent_session_epoch') as epoch`);
+  const [row] = await rowsOf(db, sql`select nextval('agent_session_epoch') as epoch`);
   return Number(row!.epoch);
 }
 
 export async function loadRunnerPlan(db: Db, runnerId: string): Promise<RunnerPlan> {
-  const [r] = await rows(db, sql`select * from runners where runner_id = ${runnerId}`);
-  const [presence] = await rows(db, sql`select declared_commands from agent_presence where runner_id = ${runnerId}`);
+  const [r] = await rowsOf(db, sql`select * from runners where runner_id = ${runnerId}`);
+  const [presence] = await rowsOf(db, sql`select declared_commands from agent_presence where runner_id = ${runnerId}`);
   const declared: string[] = Array.isArray(presence?.declared_commands) ? presence.declared_commands : [];
   if (!r) {
     return { exists: false, active: false, backend: 'bare_metal', successAction: 'reset', resetMode: 'reboot', pauseMethod: 'none', hasReadinessCommand: false, hasCleanupCommand: false, vmid: null };

@@ -2,6 +2,7 @@
 // snapshot audit's counts (for /metrics).
 import { sql } from 'drizzle-orm';
 import type { Db } from './database.js';
+import { rowsOf } from './rows.js';
 
 const ORPHAN_AUDIT_KEY = 'orphan_snapshot_audit';
 
@@ -13,11 +14,6 @@ export interface OrphanAuditSummary {
   at: string;
 }
 
-async function rows(db: Db, query: ReturnType<typeof sql>): Promise<any[]> {
-  const result: any = await db.execute(query);
-  return result.rows ?? result;
-}
-
 export async function writeOrphanAudit(db: Db, summary: Omit<OrphanAuditSummary, 'at'>): Promise<void> {
   const value = JSON.stringify({ ...summary, at: new Date().toISOString() });
   await db.execute(sql`
@@ -26,7 +22,7 @@ export async function writeOrphanAudit(db: Db, summary: Omit<OrphanAuditSummary,
 }
 
 export async function readOrphanAudit(db: Db): Promise<OrphanAuditSummary | null> {
-  const [row] = await rows(db, sql`select value from controller_settings where key = ${ORPHAN_AUDIT_KEY}`);
+  const [row] = await rowsOf(db, sql`select value from controller_settings where key = ${ORPHAN_AUDIT_KEY}`);
   const value = row?.value as Partial<OrphanAuditSummary> | undefined;
   if (!value || typeof value.orphans !== 'number') return null;
   return { orphans: value.orphans, unchecked: Number(value.unchecked ?? 0), at: String(value.at ?? '') };

@@ -8,6 +8,7 @@
 import { sql } from 'drizzle-orm';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Db } from '../store/database.js';
+import { rowsOf } from '../store/rows.js';
 import type { Logger } from '../logger.js';
 import { finalizeSignal } from '../../workflows/messages.js';
 import { parseFinalizeStatus, type FinalizeStatus } from '../domain/finalize.js';
@@ -68,11 +69,6 @@ interface ActiveCheckpoint {
 
 type Row = Record<string, any>;
 
-async function rows<T = Row>(db: Db, query: ReturnType<typeof sql>): Promise<T[]> {
-  const result: any = await db.execute(query);
-  return (result.rows ?? result) as T[];
-}
-
 /** Exponential backoff for the n-th failed attempt (1-based), capped. */
 export function webhookRetryDelayMs(attempt: number, backoff: { initialMs: number; maxMs: number }): number {
   const exponent = Math.min(Math.max(attempt - 1, 0), 30);
@@ -94,7 +90,7 @@ export function createWebhookDispatcher(opts: WebhookDispatcherOptions): Webhook
   let loop: Promise<void> | null = null;
 
   async function claimDue(): Promise<InboxRow[]> {
-    return rows<InboxRow>(
+    return rowsOf<InboxRow>(
       db,
       sql`update webhook_inbox set next_attempt_at = now() + ${leaseMs} * interval '1 millisecond'
           where event_id in (
@@ -114,7 +110,7 @@ export function createWebhookDispatcher(opts: WebhookDispatcherOptions): Webhook
     // adapter), so GitLab events may match any checkpoint; a GitHub event only matches checkpoints on
     // runners not registered with GitLab. A project id known on both sides must agree.
     const namespace = provider === 'github' ? sql`and r.gitlab_runner_id is null` : sql``;
-    const [row] = await rows<ActiveCheckpoint>(
+    const [row] = await rowsOf<ActiveCheckpoint>(
       db,
       sql`select c.name, c.runner_id, c.state, r.gitlab_runner_id
           from checkpoints c left join runners r on r.runner_id = c.runner_id
@@ -263,7 +259,7 @@ export function createWebhookDispatcher(opts: WebhookDispatcherOptions): Webhook
 /** Deletes delivered rows older than the given age; gave-up rows are kept for operators. */
 export async function purgeProcessedWebhooks(db: Db, olderThanDays: number): Promise<number> {
   if (!Number.isFinite(olderThanDays) || olderThanDays < 0) throw new RangeError('olderThanDays must be a non-negative number');
-  const deleted = await rows(
+  const deleted = await rowsOf(
     db,
     sql`delete from webhook_inbox where processed_at is not null and processed_at < now() - ${olderThanDays} * interval '1 day' returning event_id`,
   );
@@ -272,7 +268,7 @@ export async function purgeProcessedWebhooks(db: Db, olderThanDays: number): Pro
 
 /** Makes a given-up row pending again (operator action after fixing Temporal). */
 export async function requeueWebhook(db: Db, eventId: string): Promise<boolean> {
-  const updated = await rows(
+  const updated = await rowsOf(
     db,
     sql`update webhook_inbox set outcome = null, attempts = 0, next_attempt_at = now(), last_error = null
         where event_id = ${eventId} and processed_at is null returning event_id`,
@@ -292,7 +288,7 @@ export interface GivenUpWebhook {
 
 /** Given-up rows, newest first (the operator's list before a requeue). */
 export async function listGivenUpWebhooks(db: Db, limit = 100): Promise<GivenUpWebhook[]> {
-  const found = await rows(
+  const found = await rowsOf(
     db,
     sql`select event_id, provider, job_id, status, attempts, received_at, last_error from webhook_inbox
         where outcome = 'gave_up' and processed_at is null order by received_at desc, event_id limit ${limit}`,
@@ -315,14 +311,14 @@ export type RequeueOutcome = { outcome: 'requeued'; attempts: number } | { outco
  * once Temporal is fine again. Rows still pending or already delivered are left alone.
  */
 export async function requeueGivenUpWebhook(db: Db, eventId: string): Promise<RequeueOutcome> {
-  const [row] = await rows(
+  const [row] = await rowsOf(
     db,
     sql`with target as (select event_id, attempts from webhook_inbox where event_id = ${eventId} and outcome = 'gave_up' and processed_at is null for update)
         update webhook_inbox w set outcome = null, attempts = 0, next_attempt_at = now(), last_error = null
         from target where w.event_id = target.event_id returning target.attempts`,
   );
   if (row) return { outcome: 'requeued', attempts: Number(row.attempts) };
-  const [existing] = await rows(db, sql`select processed_at from webhook_inbox where event_id = ${eventId}`);
+  const [existing] = await rowsOf(db, sql`select processed_at from webhook_inbox where event_id = ${eventId}`);
   if (!existing) return { outcome: 'not_found' };
   return { outcome: 'not_given_up', state: existing.processed_at ? 'processed' : 'pending' };
 }

@@ -22,6 +22,7 @@ import {
   type DashboardState,
 } from '../../services/dashboard-state.js';
 import type { Db } from '../../store/database.js';
+import { rowsOf } from '../../store/rows.js';
 import { requireAdminToken } from '../auth.js';
 import { validationFailed } from '../errors.js';
 import { STRICT_ROUTING } from '../strict-routing.js';
@@ -53,7 +54,7 @@ export type DashboardRouter = Router & { close(): void };
  * changes: every checkpoint insert bumps its id, every projection inserts a transition.
  */
 async function readChangeVersion(db: Db): Promise<string> {
-  const result: any = await db.execute(sql`
+  const [row] = await rowsOf(db, sql`
     select concat_ws('|',
       (select coalesce(max(id), 0) from checkpoints),
       (select coalesce(max(id), 0) from checkpoint_transitions),
@@ -65,7 +66,7 @@ async function readChangeVersion(db: Db): Promise<string> {
       (select string_agg(instance_id || ':' || (not draining and now() - last_seen < make_interval(secs => ${INSTANCE_STALE_SECONDS}))::text, ',' order by instance_id)
          from controller_instances)
     ) as version`);
-  return String((result.rows ?? result)[0]?.version ?? '');
+  return String(row?.version ?? '');
 }
 
 /** One poller for every open stream: it runs only while someone listens, and builds each snapshot once. */

@@ -26,6 +26,7 @@ import {
   type WebhookFinalize,
 } from '../../integrations/gitlab/webhooks.js';
 import type { Db } from '../../store/database.js';
+import { rowsOf } from '../../store/rows.js';
 import type { Logger } from '../../logger.js';
 
 export type WebhookProvider = 'gitlab' | 'github';
@@ -144,12 +145,12 @@ export async function storeInboxEvent(db: Db, provider: WebhookProvider, event: 
   const payload: InboxPayload = { jobId: event.jobId, status: event.status, providerStatus: event.providerStatus };
   if (event.projectId !== undefined) payload.projectId = event.projectId;
   if (event.runnerId !== undefined) payload.runnerId = event.runnerId;
-  const result: any = await db.execute(sql`
+  const inserted = await rowsOf(db, sql`
     insert into webhook_inbox (event_id, provider, job_id, status, payload)
     values (${event.eventId}, ${provider}, ${event.jobId}, ${event.status}, ${JSON.stringify(payload)}::jsonb)
     on conflict (event_id) do nothing
     returning event_id`);
-  return ((result.rows ?? result) as unknown[]).length > 0;
+  return inserted.length > 0;
 }
 
 /** The raw body as bytes; answers 500 when a body parser mounted earlier already consumed it. */
