@@ -5,7 +5,7 @@
 // every timestamp the main API answers carries its zone.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -414,5 +414,27 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     }
     assert.ok(seen > 20, `only ${seen} timestamps found`);
     assert.deepEqual(problems, []);
+  });
+
+  void it("runs every e2epool admin command the runbook shows: none is a usage error", async () => {
+    const runbook = readFileSync(path.join(repo, 'docs', 'runbook.md'), 'utf8');
+    const shown = new Set<string>();
+    for (const m of runbook.matchAll(/`(e2epool admin [^`]+)`/g)) shown.add(m[1]!);
+    for (const m of runbook.matchAll(/^```[a-z]*\n([\s\S]*?)^```/gm)) for (const line of m[1]!.split('\n')) if (line.startsWith('e2epool admin ')) shown.add(line.replace(/\s+#.*$/, '').trim());
+    // Synopses (`[--all]`, `--state S`) describe a verb; the commands an operator types are the rest.
+    const commands = [...shown].filter((c) => !/[[\]…]|\s(S|T|R)\b/.test(c));
+    assert.ok(commands.length >= 15, `only ${commands.length} runbook commands found`);
+    const placeholders: Record<string, string> = { '<name>': checkpointName, '<id>': 'bm-1', '<event id>': 'gitlab-given-up-1', '<message>': 'Runbook drill' };
+    const ran: string[] = [];
+    for (const command of commands) {
+      const words = [...command.replace(/<[a-z ]+>/g, (p) => placeholders[p] ?? p).matchAll(/"([^"]*)"|(\S+)/g)].map((w) => w[1] ?? w[2]!);
+      assert.deepEqual(words.slice(0, 2), ['e2epool', 'admin'], command);
+      assert.equal(words.some((w) => w.startsWith('<')), false, `unknown placeholder in: ${command}`);
+      const r = await admin(...words.slice(2));
+      // 0 done; 1 the controller refused (a 4xx for this state of the pool); never 2 (usage).
+      assert.ok(r.code === 0 || (r.code === 1 && /HTTP 4\d\d/.test(r.stderr)), `${command} → exit ${r.code}: ${r.stderr}`);
+      ran.push(`${r.code} ${command}`);
+    }
+    process.stdout.write(`# runbook admin commands run: ${ran.length}\n${ran.map((l) => `#   ${l}`).join('\n')}\n`);
   });
 });
