@@ -6,14 +6,12 @@
 // workflow): `last_sent_at < resolved_at` marks a pending resolve notice, and claiming it is one
 // compare-and-set update, so one instance sends it.
 import { sql } from 'drizzle-orm';
-import { queuedStates, rebootWindowStates } from '../domain/checkpoint-states.js';
-import { statesSql } from '../store/state-sql.js';
 import type { Config } from '../config.js';
-import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
 import { rowsOf } from '../store/rows.js';
 import { openAlerts, raiseAlert, resolveAlert } from '../store/alert-store.js';
+import { readFleetCounts } from '../store/fleet-counts.js';
 import type { AlertDelivery, AlertSeverity, DeliverableAlert } from './delivery.js';
 
 export interface AlertThresholds {
@@ -134,6 +132,7 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
 
   async function evaluate(now: number): Promise<Map<string, Desired>> {
     const desired = new Map<string, Desired>();
+    const fleet = await readFleetCounts(db);
     const [counts = {}] = await rowsOf(
       db,
       sql`
@@ -146,25 +145,8 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
         group by t.checkpoint_name
       )
       select
-        (select count(*) from checkpoints where state in (${statesSql(queuedStates)})) as queue_depth,
         (select count(*) from failures where failed) as failed,
-        (select count(*) from failures where succeeded and not failed) as succeeded,
-        (select count(*) from runners where is_active) as runners_total`,
-    );
-    // Offline: active runners without a session on a live instance, except while their own reset
-    // reboots them (readiness covers that).
-    const offline = await rowsOf(
-      db,
-      sql`
-      select r.runner_id from runners r
-      where r.is_active
-        and not exists (
-          select 1 from agent_presence p join controller_instances i on i.instance_id = p.instance_id
-          where p.runner_id = r.runner_id and not i.draining and now() - i.last_seen < make_interval(secs => ${INSTANCE_STALE_SECONDS}))
-        and not exists (
-          select 1 from checkpoints c where c.runner_id = r.runner_id and c.holds_claim
-            and c.state in (${statesSql(rebootWindowStates)}))
-      order by r.runner_id`,
+        (select count(*) from failures where succeeded and not failed) as succeeded`,
     );
     // Active checkpoints hold a claim, so this is at most one row per runner.
     const overdue = await rowsOf(
@@ -176,7 +158,9 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
       order by created_at`,
     );
 
-    const offlineIds = new Set(offline.map((r) => String(r.runner_id)));
+    // Offline: active runners without a session on a live instance, except while their own reset
+    // reboots them (readiness covers that).
+    const offlineIds = new Set(fleet.offlineOutsideReset);
     for (const id of offlineSince.keys()) if (!offlineIds.has(id)) offlineSince.delete(id);
     let offlineCount = 0;
     for (const id of offlineIds) {
@@ -186,12 +170,12 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
       offlineCount++;
       desired.set(`runner_offline:${id}`, { key: `runner_offline:${id}`, severity: 'warning', message: `Runner ${id} is offline (no agent session)`, runnerId: id });
     }
-    const total = Number(counts.runners_total);
+    const total = fleet.total;
     if (total > 0 && offlineCount > total / 2) {
       desired.set('runners_offline_majority', { key: 'runners_offline_majority', severity: 'critical', message: `${offlineCount} of ${total} runners are offline` });
     }
 
-    const depth = Number(counts.queue_depth);
+    const depth = fleet.queueDepth;
     for (const level of ['warning', 'critical'] as const) {
       const threshold = level === 'warning' ? thresholds.queueWarning : thresholds.queueCritical;
       if (depth <= threshold) {

@@ -2,7 +2,8 @@
 // only (the reverse proxy should not route /metrics from outside); it carries no names or secrets.
 //
 // Several instances share one database, so every figure comes from the database at scrape time:
-// - gauges: one aggregate query per scrape (runners by state, active checkpoints, queue depth...);
+// - gauges: the fleet counts (runners by state, sessions, queue depth) and one aggregate query per
+//   scrape (alerts, webhook inbox, active checkpoints);
 // - histograms and counters: this process keeps cumulative values and feeds them incrementally
 //   with the checkpoints that ended since its watermark (end transitions found through
 //   ix_transitions_at, keyset on (at, id), a bounded batch per scrape). Values are cumulative per
@@ -12,7 +13,7 @@
 //   writer's clock and commit a moment later, and a row must not land behind the watermark.
 // Labels are backend, outcome, source and state only, each from a closed set.
 import express, { type Request, type Response, type Router } from 'express';
-import { activeStates, queuedStates } from '../domain/checkpoint-states.js';
+import { activeStates } from '../domain/checkpoint-states.js';
 import { statesSql } from '../store/state-sql.js';
 import { sharedResult } from '../util/shared-result.js';
 import { sameSecret } from '../api/auth.js';
@@ -20,7 +21,7 @@ import { STRICT_ROUTING } from '../api/strict-routing.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { sql } from 'drizzle-orm';
 import { endStates } from '../domain/checkpoint-states.js';
-import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
+import { readFleetCounts, RUNNER_STATES } from '../store/fleet-counts.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
 import { rowsOf } from '../store/rows.js';
@@ -56,11 +57,6 @@ export interface MetricsOptions {
   sdkMetricsUrl?: string;
 }
 
-/**
- * Every active runner is in exactly one, first match wins: a checkpoint of it needs attention,
- * drained, no live agent session, holds a claim, else idle. The series sum to the runner count.
- */
-export const RUNNER_STATES = ['needs_attention', 'drained', 'offline', 'busy', 'idle'] as const;
 export const ALERT_SEVERITIES = ['critical', 'warning', 'info'] as const;
 export const CHECKPOINT_OUTCOMES = ['success', 'failure', 'canceled', 'gc_reset', 'create_failed', 'released'] as const;
 const BACKENDS = ['proxmox', 'bare_metal'] as const;
@@ -74,8 +70,6 @@ const BUCKETS: Record<DurationKind, number[]> = {
 
 const END_STATES_SQL = statesSql(endStates);
 const ACTIVE_STATES_SQL = statesSql(activeStates);
-/** The queue of `/health`: finalize queued or on the reset path, needs attention excluded. */
-const QUEUED_STATES_SQL = statesSql(queuedStates);
 
 /** Outcome label of an ended checkpoint (closed set). */
 export function outcomeOf(row: { state: string; finalize_status: string | null }): (typeof CHECKPOINT_OUTCOMES)[number] {
@@ -142,39 +136,20 @@ export function createMetrics(opts: MetricsOptions) {
   let watermark: { at: string; id: number } = { at: (opts.countSince ?? new Date()).toISOString(), id: 0 };
 
   async function readGauges(): Promise<void> {
+    const fleet = await readFleetCounts(db);
     const [r = {}] = await rowsOf(
       db,
       sql`
-      with active_runners as (select runner_id from runners where is_active),
-      sessions as (
-        select p.runner_id from agent_presence p
-        join controller_instances i on i.instance_id = p.instance_id
-        where not i.draining and now() - i.last_seen < make_interval(secs => ${INSTANCE_STALE_SECONDS})
-      ),
-      classified as (
-        select case
-          when r.runner_id in (select runner_id from checkpoints where state = 'needs_attention') then 'needs_attention'
-          when r.drained then 'drained'
-          when r.runner_id not in (select runner_id from sessions) then 'offline'
-          when r.runner_id in (select runner_id from checkpoints where holds_claim) then 'busy'
-          else 'idle'
-        end as state
-        from runners r where r.is_active
-      )
       select
-        (select coalesce(json_object_agg(state, n), '{}'::json) from (select state, count(*) as n from classified group by state) g) as runner_states,
         (select coalesce(json_object_agg(severity, n), '{}'::json) from (select severity, count(*) as n from alerts where resolved_at is null group by severity) a) as alert_severities,
         (select count(*) from webhook_inbox where processed_at is null and outcome is null) as inbox_pending,
         (select count(*) from webhook_inbox where outcome = 'gave_up') as inbox_given_up,
         (select count(*) from checkpoints where state = 'needs_attention') as needs_attention,
-        (select count(*) from checkpoints where state in (${ACTIVE_STATES_SQL})) as active,
-        (select count(*) from checkpoints where state in (${QUEUED_STATES_SQL})) as queue_depth,
-        (select count(*) from sessions) as sessions`,
+        (select count(*) from checkpoints where state in (${ACTIVE_STATES_SQL})) as active`,
     );
     const n = (v: unknown) => Number(v ?? 0);
     const json = (v: unknown): Record<string, unknown> => (typeof v === 'string' ? JSON.parse(v) : ((v ?? {}) as Record<string, unknown>));
-    const runnerStates = json(r.runner_states);
-    for (const state of RUNNER_STATES) runnersGauge.set({ state }, n(runnerStates[state]));
+    for (const state of RUNNER_STATES) runnersGauge.set({ state }, fleet.states[state]);
     const severities = json(r.alert_severities);
     for (const severity of ALERT_SEVERITIES) alertsGauge.set({ severity }, n(severities[severity]));
     inboxPendingGauge.set(n(r.inbox_pending));
@@ -185,8 +160,8 @@ export function createMetrics(opts: MetricsOptions) {
     if (audit) orphansGauge.set(audit.orphans);
     activeGauge.set(n(r.active));
     needsAttentionGauge.set(n(r.needs_attention));
-    sessionsGauge.set(n(r.sessions));
-    queueGauge.set(n(r.queue_depth));
+    sessionsGauge.set(fleet.sessions);
+    queueGauge.set(fleet.queueDepth);
   }
 
   /** Feeds histograms and counters with checkpoints that ended after the watermark; one batch. */

@@ -2,14 +2,12 @@
 // operations.md, cheap enough to poll every few seconds (a few aggregate queries, a cached
 // Temporal probe).
 import { readFileSync } from 'node:fs';
-import { queuedStates, resetPathStates } from '../domain/checkpoint-states.js';
-import { statesSql } from '../store/state-sql.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { sql } from 'drizzle-orm';
 import { redactSecrets } from '../redaction.js';
-import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
+import { readFleetCounts } from '../store/fleet-counts.js';
 import { redactDatabaseUrl, type Db } from '../store/database.js';
 import { rowsOf } from '../store/rows.js';
 import { readMaintenance, type MaintenanceState } from '../store/checkpoint-store.js';
@@ -59,10 +57,6 @@ export interface HealthDeps {
   /** How long a Temporal probe result is reused (default 5 s). */
   temporalProbeCacheMs?: number;
 }
-
-/** States in which the GitLab runner is (or may be) paused. */
-const PAUSED_STATES_SQL = statesSql(resetPathStates);
-const QUEUED_STATES_SQL = statesSql(queuedStates);
 
 function toNumber(v: unknown): number {
   return Number(v ?? 0);
@@ -114,42 +108,28 @@ export function createHealthReporter(deps: HealthDeps) {
 }
 
 async function readCounts(db: Db) {
-  const [found] = await rowsOf(db, sql`
-    with active_runners as (select runner_id, agent_token_hash from runners where is_active),
-    online as (
-      select distinct p.runner_id from agent_presence p
-      join controller_instances i on i.instance_id = p.instance_id
-      where not i.draining and now() - i.last_seen < make_interval(secs => ${INSTANCE_STALE_SECONDS})
-        and p.runner_id in (select runner_id from active_runners)
-    ),
-    busy as (select distinct runner_id from checkpoints where holds_claim and runner_id in (select runner_id from active_runners))
+  const [fleet, [row = {}]] = await Promise.all([
+    readFleetCounts(db),
+    rowsOf(db, sql`
     select
-      (select count(*) from active_runners) as total,
-      (select count(*) from active_runners where agent_token_hash is null) as legacy_agent_credential,
-      (select count(*) from online) as online,
-      (select count(*) from busy) as busy,
-      (select count(*) from online where runner_id not in (select runner_id from busy)) as idle,
-      (select count(distinct runner_id) from checkpoints where state in (${PAUSED_STATES_SQL})) as paused,
-      (select count(distinct runner_id) from checkpoints where state = 'needs_attention') as needs_attention,
-      (select count(*) from checkpoints where state in (${QUEUED_STATES_SQL})) as queue_depth,
       (select count(*) from checkpoints where created_done_at > now() - interval '24 hours') as created,
       (select count(*) from checkpoints where ended_at > now() - interval '24 hours' and state in ('deleted','reset') and finalize_status = 'success') as succeeded,
       (select count(*) from checkpoints where created_at > now() - interval '24 hours'
          and (state in ('create_failed','needs_attention') or finalize_status = 'failure')) as failed,
-      (select count(*) from checkpoints where ended_at > now() - interval '24 hours' and state = 'gc_reset') as gc_reset`);
-  const row = found ?? {};
+      (select count(*) from checkpoints where ended_at > now() - interval '24 hours' and state = 'gc_reset') as gc_reset`),
+  ]);
   return {
-    total: toNumber(row.total),
-    online: toNumber(row.online),
-    busy: toNumber(row.busy),
-    idle: toNumber(row.idle),
-    paused: toNumber(row.paused),
-    needsAttention: toNumber(row.needs_attention),
-    queueDepth: toNumber(row.queue_depth),
+    total: fleet.total,
+    online: fleet.online,
+    busy: fleet.busy,
+    idle: fleet.idle,
+    paused: fleet.paused,
+    needsAttention: fleet.needsAttention,
+    queueDepth: fleet.queueDepth,
     created: toNumber(row.created),
     succeeded: toNumber(row.succeeded),
     failed: toNumber(row.failed),
     gcReset: toNumber(row.gc_reset),
-    legacyAgentCredential: toNumber(row.legacy_agent_credential),
+    legacyAgentCredential: fleet.legacyAgentCredential,
   };
 }
