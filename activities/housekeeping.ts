@@ -13,7 +13,7 @@ import { raiseAlert, resolveAlert } from '../src/store/alert-store.js';
 import { writeOrphanAudit } from '../src/store/settings-store.js';
 import type { Db } from '../src/store/database.js';
 import { rowsOf } from '../src/store/rows.js';
-import { purgeProcessedWebhooks } from '../src/webhooks/dispatcher.js';
+import { purgeProcessedWebhooks } from '../src/store/webhook-inbox.js';
 import { proxmoxBaseUrl, proxmoxTlsOptions } from './backend.js';
 import { withFailureMapping } from './failure-mapping.js';
 import type { AlertInput } from './types.js';

@@ -1,5 +1,5 @@
 // The audit log of operator actions (`audit_log`). Details never carry secrets.
-import { auditLog } from '../../db/schema.js';
+import { insertAuditRow } from '../store/audit-log.js';
 import type { Db } from '../store/database.js';
 
 export interface AuditEntry {
@@ -18,7 +18,7 @@ export interface AuditRecorder {
 export function createAuditRecorder(db: Db): AuditRecorder {
   return {
     record: async (entry) => {
-      await db.insert(auditLog).values({ actor: entry.actor, action: entry.action, target: entry.target ?? null, detail: entry.detail ?? null });
+      await insertAuditRow(db, { actor: entry.actor, action: entry.action, target: entry.target ?? null, detail: entry.detail ?? null });
     },
   };
 }

@@ -5,15 +5,25 @@
 // same row and no transaction stays open while Temporal is called (PGlite has one connection; the
 // webhook route must keep answering meanwhile). A crash mid-delivery lets the lease expire and the
 // row is delivered again; the workflow records a second finalize as ignored.
-import { sql } from 'drizzle-orm';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Db } from '../store/database.js';
-import { rowsOf } from '../store/rows.js';
+import {
+  claimDueInboxRows,
+  findActiveCheckpointForJob,
+  markInboxDone,
+  markInboxGivenUp,
+  scheduleInboxRetry,
+  type ActiveCheckpoint,
+  type InboxRow,
+} from '../store/webhook-inbox.js';
 import type { Logger } from '../logger.js';
 import { finalizeSignal } from '../../workflows/messages.js';
 import { parseFinalizeStatus, type FinalizeStatus } from '../domain/finalize.js';
 
-export type WebhookOutcome = 'signaled' | 'no_active_checkpoint' | 'runner_mismatch' | 'already_finalized' | 'gave_up' | 'invalid';
+export type { WebhookOutcome } from '../store/webhook-inbox.js';
+import type { WebhookOutcome } from '../store/webhook-inbox.js';
+// The inbox queries live in the store; the ones tests and housekeeping call are re-exported here.
+export { listGivenUpWebhooks, purgeProcessedWebhooks, requeueGivenUpWebhook, requeueWebhook, type GivenUpWebhook, type RequeueOutcome } from '../store/webhook-inbox.js';
 
 export interface WebhookDispatcherOptions {
   db: Db;
@@ -51,22 +61,6 @@ export interface WebhookDispatcher {
   notify(): void;
 }
 
-interface InboxRow {
-  event_id: string;
-  provider: string;
-  job_id: string | null;
-  status: string | null;
-  payload: unknown;
-  attempts: number;
-}
-
-interface ActiveCheckpoint {
-  name: string;
-  runner_id: string;
-  state: string;
-  gitlab_runner_id: number | null;
-}
-
 type Row = Record<string, any>;
 
 /** Exponential backoff for the n-th failed attempt (1-based), capped. */
@@ -90,42 +84,17 @@ export function createWebhookDispatcher(opts: WebhookDispatcherOptions): Webhook
   let loop: Promise<void> | null = null;
 
   async function claimDue(): Promise<InboxRow[]> {
-    return rowsOf<InboxRow>(
-      db,
-      sql`update webhook_inbox set next_attempt_at = now() + ${leaseMs} * interval '1 millisecond'
-          where event_id in (
-            select event_id from webhook_inbox
-            where processed_at is null and outcome is null and next_attempt_at <= now()
-            order by next_attempt_at, received_at
-            limit ${batchSize}
-            for update skip locked)
-          returning event_id, provider, job_id, status, payload, attempts`,
-    );
+    return claimDueInboxRows(db, { leaseMs, batchSize });
   }
 
   async function findActiveCheckpoint(provider: string, jobId: string, payload: Row): Promise<ActiveCheckpoint | null> {
     const eventRunner = typeof payload.runnerId === 'number' ? payload.runnerId : null;
     const projectId = typeof payload.projectId === 'string' ? payload.projectId : null;
-    // GitLab and GitHub job ids are separate namespaces. Every runner is a GitLab runner (the only CI
-    // adapter), so GitLab events may match any checkpoint; a GitHub event only matches checkpoints on
-    // runners not registered with GitLab. A project id known on both sides must agree.
-    const namespace = provider === 'github' ? sql`and r.gitlab_runner_id is null` : sql``;
-    const [row] = await rowsOf<ActiveCheckpoint>(
-      db,
-      sql`select c.name, c.runner_id, c.state, r.gitlab_runner_id
-          from checkpoints c left join runners r on r.runner_id = c.runner_id
-          where c.job_id = ${jobId}
-            and (c.state = 'created' or c.holds_claim)
-            and (c.project_id is null or ${projectId}::text is null or c.project_id = ${projectId}::text)
-            ${namespace}
-          order by coalesce(r.gitlab_runner_id = ${eventRunner}::int, false) desc, c.created_at desc, c.id desc
-          limit 1`,
-    );
-    return row ?? null;
+    return findActiveCheckpointForJob(db, { provider, jobId, gitlabRunnerId: eventRunner, projectId });
   }
 
   async function markDone(eventId: string, outcome: WebhookOutcome, attempts: number): Promise<void> {
-    await db.execute(sql`update webhook_inbox set processed_at = now(), outcome = ${outcome}, attempts = ${attempts}, last_error = null where event_id = ${eventId}`);
+    await markInboxDone(db, eventId, outcome, attempts);
   }
 
   async function deliver(row: InboxRow): Promise<DispatchResult> {
@@ -182,15 +151,13 @@ export function createWebhookDispatcher(opts: WebhookDispatcherOptions): Webhook
     const message = errorText(err);
     const base = { eventId: row.event_id, provider: row.provider, jobId: row.job_id, checkpoint };
     if (attempts >= maxAttempts) {
-      await db.execute(sql`update webhook_inbox set attempts = ${attempts}, outcome = 'gave_up', last_error = ${message} where event_id = ${row.event_id}`);
+      await markInboxGivenUp(db, row.event_id, attempts, message);
       logger.error({ ...log, attempts, error: message },
         `webhook for job ${row.job_id} could not be delivered to ${checkpoint} after ${attempts} attempts; given up (the row is kept; the GitLab job watch and TTL still apply)`);
       return { ...base, outcome: 'gave_up' };
     }
     const delayMs = webhookRetryDelayMs(attempts, backoff);
-    await db.execute(
-      sql`update webhook_inbox set attempts = ${attempts}, next_attempt_at = now() + ${delayMs} * interval '1 millisecond', last_error = ${message} where event_id = ${row.event_id}`,
-    );
+    await scheduleInboxRetry(db, row.event_id, attempts, delayMs, message);
     logger.warn({ ...log, attempts, error: message, retryInMs: delayMs }, `finalize signal to ${checkpoint} failed; will retry`);
     return { ...base, outcome: 'retry' };
   }
@@ -254,73 +221,6 @@ export function createWebhookDispatcher(opts: WebhookDispatcherOptions): Webhook
       wake?.();
     },
   };
-}
-
-/** Deletes delivered rows older than the given age; gave-up rows are kept for operators. */
-export async function purgeProcessedWebhooks(db: Db, olderThanDays: number): Promise<number> {
-  if (!Number.isFinite(olderThanDays) || olderThanDays < 0) throw new RangeError('olderThanDays must be a non-negative number');
-  const deleted = await rowsOf(
-    db,
-    sql`delete from webhook_inbox where processed_at is not null and processed_at < now() - ${olderThanDays} * interval '1 day' returning event_id`,
-  );
-  return deleted.length;
-}
-
-/** Makes a given-up row pending again (operator action after fixing Temporal). */
-export async function requeueWebhook(db: Db, eventId: string): Promise<boolean> {
-  const updated = await rowsOf(
-    db,
-    sql`update webhook_inbox set outcome = null, attempts = 0, next_attempt_at = now(), last_error = null
-        where event_id = ${eventId} and processed_at is null returning event_id`,
-  );
-  return updated.length > 0;
-}
-
-export interface GivenUpWebhook {
-  event_id: string;
-  provider: string;
-  job_id: string | null;
-  status: string | null;
-  attempts: number;
-  received_at: string;
-  last_error: string | null;
-}
-
-/** Given-up rows, newest first (the operator's list before a requeue). */
-export async function listGivenUpWebhooks(db: Db, limit = 100): Promise<GivenUpWebhook[]> {
-  const found = await rowsOf(
-    db,
-    sql`select event_id, provider, job_id, status, attempts, received_at, last_error from webhook_inbox
-        where outcome = 'gave_up' and processed_at is null order by received_at desc, event_id limit ${limit}`,
-  );
-  return found.map((r) => ({
-    event_id: String(r.event_id),
-    provider: String(r.provider),
-    job_id: r.job_id ?? null,
-    status: r.status ?? null,
-    attempts: Number(r.attempts),
-    received_at: new Date(r.received_at).toISOString(),
-    last_error: r.last_error ?? null,
-  }));
-}
-
-export type RequeueOutcome = { outcome: 'requeued'; attempts: number } | { outcome: 'not_found' } | { outcome: 'not_given_up'; state: 'pending' | 'processed' };
-
-/**
- * Makes one given-up row pending again, with its attempts counted from zero: the operator's action
- * once Temporal is fine again. Rows still pending or already delivered are left alone.
- */
-export async function requeueGivenUpWebhook(db: Db, eventId: string): Promise<RequeueOutcome> {
-  const [row] = await rowsOf(
-    db,
-    sql`with target as (select event_id, attempts from webhook_inbox where event_id = ${eventId} and outcome = 'gave_up' and processed_at is null for update)
-        update webhook_inbox w set outcome = null, attempts = 0, next_attempt_at = now(), last_error = null
-        from target where w.event_id = target.event_id returning target.attempts`,
-  );
-  if (row) return { outcome: 'requeued', attempts: Number(row.attempts) };
-  const [existing] = await rowsOf(db, sql`select processed_at from webhook_inbox where event_id = ${eventId}`);
-  if (!existing) return { outcome: 'not_found' };
-  return { outcome: 'not_given_up', state: existing.processed_at ? 'processed' : 'pending' };
 }
 
 /** Temporal and database errors carry no secrets; keep the text short for the row. */

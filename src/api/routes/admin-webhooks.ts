@@ -6,7 +6,7 @@ import { E2epoolError } from '../../domain/errors.js';
 import type { Logger } from '../../logger.js';
 import { createAuditRecorder, type AuditRecorder } from '../../services/audit.js';
 import type { Db } from '../../store/database.js';
-import { listGivenUpWebhooks, requeueGivenUpWebhook } from '../../webhooks/dispatcher.js';
+import { listGivenUpWebhooks, requeueGivenUpWebhook } from '../../store/webhook-inbox.js';
 import { requireAdminToken, type AdminIdentity } from '../auth.js';
 import { validationFailed } from '../errors.js';
 import { STRICT_ROUTING } from '../strict-routing.js';

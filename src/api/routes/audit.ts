@@ -1,8 +1,7 @@
 // GET /api/audit: operator actions, newest first (`since` an ISO time, `limit` up to 1000).
 import express, { type Request, type Response, type Router } from 'express';
-import { and, desc, gte } from 'drizzle-orm';
 import { z } from 'zod';
-import { auditLog } from '../../../db/schema.js';
+import { listAuditRows } from '../../store/audit-log.js';
 import type { Db } from '../../store/database.js';
 import { requireAdminToken } from '../auth.js';
 import { STRICT_ROUTING } from '../strict-routing.js';
@@ -21,12 +20,7 @@ export function createAuditRouter(opts: { db: Db; adminToken: string | undefined
       return;
     }
     const { since, limit } = parsed.data;
-    const rows = await opts.db
-      .select()
-      .from(auditLog)
-      .where(and(since ? gte(auditLog.at, new Date(since)) : undefined))
-      .orderBy(desc(auditLog.at), desc(auditLog.id))
-      .limit(limit);
+    const rows = await listAuditRows(opts.db, { ...(since ? { since: new Date(since) } : {}), limit });
     res.json({ entries: rows.map((r) => ({ id: r.id, at: r.at.toISOString(), actor: r.actor, action: r.action, target: r.target, detail: r.detail })) });
   });
   return router;

@@ -4,9 +4,8 @@
 // admin token, keeps it in sessionStorage and sends it as a bearer header (fetch, not EventSource,
 // which cannot send headers). Actions go to the existing admin API.
 import express, { type Request, type Response, type Router } from 'express';
-import { sql } from 'drizzle-orm';
 import type { Config } from '../../config.js';
-import { INSTANCE_STALE_SECONDS } from '../../store/agent-presence.js';
+import { readChangeVersion } from '../../store/change-version.js';
 import type { Logger } from '../../logger.js';
 import { E2epoolError } from '../../domain/errors.js';
 import type { ValidationDetailItem } from '../../inventory/issues.js';
@@ -22,7 +21,6 @@ import {
   type DashboardState,
 } from '../../services/dashboard-state.js';
 import type { Db } from '../../store/database.js';
-import { rowsOf } from '../../store/rows.js';
 import { requireAdminToken } from '../auth.js';
 import { validationFailed } from '../errors.js';
 import { STRICT_ROUTING } from '../strict-routing.js';
@@ -48,26 +46,6 @@ export interface DashboardRouterOptions {
 
 /** The router, plus `close()` to end the open event streams (before the HTTP server stops); later ones still open. */
 export type DashboardRouter = Router & { close(): void };
-
-/**
- * A few index-only or tiny-table aggregates whose text changes whenever anything the snapshot shows
- * changes: every checkpoint insert bumps its id, every projection inserts a transition.
- */
-async function readChangeVersion(db: Db): Promise<string> {
-  const [row] = await rowsOf(db, sql`
-    select concat_ws('|',
-      (select coalesce(max(id), 0) from checkpoints),
-      (select coalesce(max(id), 0) from checkpoint_transitions),
-      (select concat(count(*), '/', max(last_seen)::text, '/', sum(session_epoch)) from agent_presence),
-      (select concat(count(*), '/', max(id)) from alerts where resolved_at is null),
-      (select coalesce(max(id), 0) from alerts),
-      (select concat(count(*), '/', max(updated_at)::text) from runners),
-      (select max(updated_at)::text from controller_settings),
-      (select string_agg(instance_id || ':' || (not draining and now() - last_seen < make_interval(secs => ${INSTANCE_STALE_SECONDS}))::text, ',' order by instance_id)
-         from controller_instances)
-    ) as version`);
-  return String(row?.version ?? '');
-}
 
 /** One poller for every open stream: it runs only while someone listens, and builds each snapshot once. */
 class StateFeed {

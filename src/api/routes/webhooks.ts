@@ -16,7 +16,6 @@
 // mounted before any application-wide body parser.
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { STRICT_ROUTING } from '../strict-routing.js';
-import { sql } from 'drizzle-orm';
 import {
   parseGithubWorkflowJobEvent,
   parseGitlabJobEvent,
@@ -26,7 +25,7 @@ import {
   type WebhookFinalize,
 } from '../../integrations/gitlab/webhooks.js';
 import type { Db } from '../../store/database.js';
-import { rowsOf } from '../../store/rows.js';
+import { insertInboxEvent } from '../../store/webhook-inbox.js';
 import type { Logger } from '../../logger.js';
 
 export type WebhookProvider = 'gitlab' | 'github';
@@ -145,12 +144,7 @@ export async function storeInboxEvent(db: Db, provider: WebhookProvider, event: 
   const payload: InboxPayload = { jobId: event.jobId, status: event.status, providerStatus: event.providerStatus };
   if (event.projectId !== undefined) payload.projectId = event.projectId;
   if (event.runnerId !== undefined) payload.runnerId = event.runnerId;
-  const inserted = await rowsOf(db, sql`
-    insert into webhook_inbox (event_id, provider, job_id, status, payload)
-    values (${event.eventId}, ${provider}, ${event.jobId}, ${event.status}, ${JSON.stringify(payload)}::jsonb)
-    on conflict (event_id) do nothing
-    returning event_id`);
-  return inserted.length > 0;
+  return insertInboxEvent(db, { eventId: event.eventId, provider, jobId: event.jobId, status: event.status, payload });
 }
 
 /** The raw body as bytes; answers 500 when a body parser mounted earlier already consumed it. */
