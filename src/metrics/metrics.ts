@@ -27,8 +27,7 @@ import type { Db } from '../store/database.js';
 import { rowsOf } from '../store/rows.js';
 import { DURATION_SQL, RESET_DONE_EVENT, REPORTED_SOURCES, reportedSource, type DurationKind } from '../services/stats.js';
 import { VERSION } from '../services/health.js';
-import { readOrphanAudit } from '../store/settings-store.js';
-import { readMaintenance } from '../store/checkpoint-store.js';
+import { readMaintenance, readOrphanAudit } from '../store/settings-store.js';
 import type { InstanceMetrics } from './instance-metrics.js';
 
 /** How long the SDK's metrics endpoint may take before a scrape goes on without it. */

@@ -1,11 +1,10 @@
 // Operator listings of the read model: filtered, keyset-paginated checkpoints and one checkpoint's
 // record with its transition log (operations.md, Listings).
-import { and, asc, count, desc, eq, gte, inArray, lt, lte, or, sql, type SQL } from 'drizzle-orm';
-import { checkpointTransitions, checkpoints } from '../../db/schema.js';
 import { checkpointStates, isActive, isCheckpointState, type CheckpointState } from '../domain/checkpoint-states.js';
 import type { ValidationDetailItem } from '../inventory/issues.js';
+import { findCheckpoint, listTransitions, pageCheckpoints, type CheckpointFilter, type CheckpointRow } from '../store/checkpoint-reads.js';
 import type { Db } from '../store/database.js';
-import { naiveUtc, toCheckpointResponse, type CheckpointResponse, type CheckpointRow } from './checkpoint-read-model.js';
+import { naiveUtc, toCheckpointResponse, type CheckpointResponse } from './checkpoint-read-model.js';
 
 export const LIST_DEFAULT_LIMIT = 50;
 export const LIST_MAX_LIMIT = 500;
@@ -112,36 +111,27 @@ export function parseListQuery(query: Record<string, unknown>): { ok: true; valu
   return items.length ? { ok: false, items } : { ok: true, value };
 }
 
-function filterOf(q: CheckpointListQuery): SQL | undefined {
-  const conditions: SQL[] = [];
+function filterOf(q: CheckpointListQuery): CheckpointFilter {
+  const filter: CheckpointFilter = {};
   if (q.states.length || q.active || q.failed) {
     const states = new Set<CheckpointState>(q.states);
     if (q.active) for (const s of checkpointStates) if (isActive(s)) states.add(s);
     if (q.failed) for (const s of FAILED_STATES) states.add(s);
-    const anyOf: SQL[] = [];
-    if (states.size) anyOf.push(inArray(checkpoints.state, [...states]));
-    if (q.failed) anyOf.push(eq(checkpoints.finalizeStatus, 'failure'));
-    conditions.push(or(...anyOf)!);
+    filter.states = [...states];
+    if (q.failed) filter.orFinalizeFailed = true;
   }
-  if (q.runner) conditions.push(eq(checkpoints.runnerId, q.runner));
-  if (q.since) conditions.push(gte(checkpoints.createdAt, q.since));
-  if (q.until) conditions.push(lte(checkpoints.createdAt, q.until));
-  return conditions.length ? and(...conditions) : undefined;
+  if (q.runner) filter.runner = q.runner;
+  if (q.since) filter.since = q.since;
+  if (q.until) filter.until = q.until;
+  return filter;
 }
 
 /** Newest first (by id, which follows creation); `total` counts every match, not just this page. */
 export async function listCheckpoints(db: Db, q: CheckpointListQuery): Promise<CheckpointList> {
-  const where = filterOf(q);
-  const [{ total }] = (await db.select({ total: count() }).from(checkpoints).where(where)) as [{ total: number }];
-  const page = await db
-    .select()
-    .from(checkpoints)
-    .where(q.afterId !== undefined ? and(where, lt(checkpoints.id, q.afterId)) : where)
-    .orderBy(desc(checkpoints.id))
-    .limit(q.limit + 1);
+  const { total, rows: page } = await pageCheckpoints(db, filterOf(q), { ...(q.afterId !== undefined ? { afterId: q.afterId } : {}), limit: q.limit + 1 });
   const more = page.length > q.limit;
   const items = page.slice(0, q.limit);
-  return { total: Number(total), items: items.map(toListItem), nextCursor: more ? encodeCursor(items.at(-1)!.id) : null };
+  return { total, items: items.map(toListItem), nextCursor: more ? encodeCursor(items.at(-1)!.id) : null };
 }
 
 export interface TransitionView {
@@ -164,13 +154,9 @@ export function temporalUiLink(uiBaseUrl: string, namespace: string, workflowId:
 }
 
 export async function checkpointDetail(db: Db, name: string, ui: { baseUrl: string; namespace: string }): Promise<CheckpointDetail | null> {
-  const [row] = await db.select().from(checkpoints).where(eq(checkpoints.name, name)).limit(1);
+  const row = await findCheckpoint(db, name);
   if (!row) return null;
-  const log = await db
-    .select()
-    .from(checkpointTransitions)
-    .where(sql`${checkpointTransitions.checkpointName} = ${name}`)
-    .orderBy(asc(checkpointTransitions.seq), asc(checkpointTransitions.id));
+  const log = await listTransitions(db, name);
   return {
     checkpoint: {
       ...toListItem(row),

@@ -1,10 +1,6 @@
-// Reads of the checkpoint projection that the API answers from, and e2epool's CheckpointResponse.
-import { and, desc, eq, inArray, isNotNull } from 'drizzle-orm';
-import { checkpoints } from '../../db/schema.js';
-import type { CheckpointState } from '../domain/checkpoint-states.js';
-import type { Db } from '../store/database.js';
-
-export type CheckpointRow = typeof checkpoints.$inferSelect;
+// e2epool's CheckpointResponse, made from a row of the checkpoint read model (the reads are in
+// src/store/checkpoint-reads.ts).
+import type { CheckpointRow } from '../store/checkpoint-reads.js';
 
 /** e2epool's CheckpointResponse (protocol spec §4.3); finalized_at is when the finalize was queued. */
 export interface CheckpointResponse {
@@ -34,41 +30,4 @@ export function toCheckpointResponse(row: CheckpointRow): CheckpointResponse {
     created_at: naiveUtc(row.createdAt)!,
     finalized_at: naiveUtc(row.finalizeQueuedAt),
   };
-}
-
-export async function findCheckpoint(db: Db, name: string): Promise<CheckpointRow | null> {
-  const [row] = await db.select().from(checkpoints).where(eq(checkpoints.name, name)).limit(1);
-  return row ?? null;
-}
-
-/** The checkpoint holding the runner's claim (at most one: ix_one_claim_per_runner). */
-export async function findClaimHolder(db: Db, runnerId: string): Promise<CheckpointRow | null> {
-  const [row] = await db
-    .select()
-    .from(checkpoints)
-    .where(and(eq(checkpoints.runnerId, runnerId), eq(checkpoints.holdsClaim, true)))
-    .limit(1);
-  return row ?? null;
-}
-
-/** When the runner's latest finalize was queued (the cooldown reference), or null. */
-export async function lastFinalizeQueuedAt(db: Db, runnerId: string): Promise<Date | null> {
-  const [row] = await db
-    .select({ at: checkpoints.finalizeQueuedAt })
-    .from(checkpoints)
-    .where(and(eq(checkpoints.runnerId, runnerId), isNotNull(checkpoints.finalizeQueuedAt)))
-    .orderBy(desc(checkpoints.finalizeQueuedAt))
-    .limit(1);
-  return row?.at ?? null;
-}
-
-/** The newest checkpoint of the runner in one of these states, or null. */
-export async function findInStates(db: Db, runnerId: string, states: readonly CheckpointState[]): Promise<CheckpointRow | null> {
-  const [row] = await db
-    .select()
-    .from(checkpoints)
-    .where(and(eq(checkpoints.runnerId, runnerId), inArray(checkpoints.state, [...states])))
-    .orderBy(desc(checkpoints.createdAt))
-    .limit(1);
-  return row ?? null;
 }

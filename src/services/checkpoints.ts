@@ -13,8 +13,6 @@ import {
   type Client,
 } from '@temporalio/client';
 import { ApplicationFailure, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/common';
-import { sql } from 'drizzle-orm';
-import { controllerSettings, checkpointTransitions, checkpoints } from '../../db/schema.js';
 import type { Config } from '../config.js';
 import { checkJobIdFitsName, LEGACY_NAME_PATTERN, mintCheckpointName } from '../domain/checkpoint-name.js';
 import { isOnResetPath, type CheckpointState } from '../domain/checkpoint-states.js';
@@ -25,15 +23,16 @@ import { resolveRoute } from '../store/agent-presence.js';
 import type { Runner } from '../inventory/registry.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
-import { rowsOf } from '../store/rows.js';
-import { MAINTENANCE_KEY, readMaintenance, type MaintenanceState } from '../store/checkpoint-store.js';
+import { findCheckpoint, findClaimHolder, findInStates, lastFinalizeQueuedAt, needsAttentionEpisode, type CheckpointRow } from '../store/checkpoint-reads.js';
+import { releaseOrphanClaim } from '../store/checkpoint-store.js';
+import { MAINTENANCE_KEY, readMaintenance, writeMaintenance, type MaintenanceState } from '../store/settings-store.js';
 import { BackendSearchAttribute, CheckpointStateSearchAttribute, JobIdSearchAttribute, NeedsAttentionSearchAttribute, RunnerIdSearchAttribute } from '../../temporal/search-attributes.js';
 import { CHECKPOINT_WORKFLOW_TYPE, CREATE_UPDATE_ID, createUpdate, finalizeSignal, releaseSignal, retryResetSignal, type CheckpointWorkflowInput, type CreateResult } from '../../workflows/messages.js';
 import type { AuditRecorder } from './audit.js';
 import { createAuditRecorder } from './audit.js';
 import { markIfOrphanClaim } from './orphan-claims.js';
 import { checkpointTimingsFromConfig, type TimingConfig } from './checkpoint-timings.js';
-import { findCheckpoint, findClaimHolder, findInStates, lastFinalizeQueuedAt, toCheckpointResponse, type CheckpointResponse, type CheckpointRow } from './checkpoint-read-model.js';
+import { toCheckpointResponse, type CheckpointResponse } from './checkpoint-read-model.js';
 import { CreateRateLimiter, DEFAULT_CREATE_RATE_LIMIT, type CreateRateLimitSettings } from './create-rate-limit.js';
 
 export type { CheckpointResponse };
@@ -268,14 +267,6 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
     return row;
   }
 
-  /** The seq of the projection that opened the current needs-attention episode: signals carry it. */
-  async function needsAttentionEpisode(name: string): Promise<number | undefined> {
-    const rows = await rowsOf<{ seq: number | string | null }>(db, sql`select max(${checkpointTransitions.seq}) as seq from ${checkpointTransitions}
-      where ${checkpointTransitions.checkpointName} = ${name} and ${checkpointTransitions.toState} = 'needs_attention' and ${checkpointTransitions.event} = 'step_failed'`);
-    const seq = rows[0]?.seq;
-    return seq === null || seq === undefined ? undefined : Number(seq);
-  }
-
   async function recordAudit(actor: string, action: string, target: string, detail: Record<string, unknown>) {
     try {
       await audit.record({ actor, action, target, detail });
@@ -408,7 +399,7 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
     async retryReset(name, actor) {
       const row = await needsAttentionCheckpoint(name);
       try {
-        const episode = await needsAttentionEpisode(name);
+        const episode = await needsAttentionEpisode(db, name);
         await client.workflow.getHandle(name).signal(retryResetSignal, { actor, ...(episode !== undefined ? { episode } : {}) });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
@@ -421,7 +412,7 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
     async release(name, actor, deleteSnapshot) {
       const row = await needsAttentionCheckpoint(name);
       try {
-        const episode = await needsAttentionEpisode(name);
+        const episode = await needsAttentionEpisode(db, name);
         await client.workflow.getHandle(name).signal(releaseSignal, { actor, deleteSnapshot, ...(episode !== undefined ? { episode } : {}) });
       } catch (err) {
         if (!(err instanceof WorkflowNotFoundError)) throw err;
@@ -438,39 +429,13 @@ export function createCheckpointService(deps: CheckpointServiceDeps): Checkpoint
 
     async setMaintenance(state, actor) {
       const value = { enabled: state.enabled, message: state.message ?? '' };
-      await db
-        .insert(controllerSettings)
-        .values({ key: MAINTENANCE_KEY, value })
-        .onConflictDoUpdate({ target: controllerSettings.key, set: { value, updatedAt: new Date() } });
+      await writeMaintenance(db, value);
       await recordAudit(actor, state.enabled ? 'maintenance.enable' : 'maintenance.disable', MAINTENANCE_KEY, { message: value.message });
       logger.warn({ maintenance: value.enabled }, value.enabled ? 'maintenance mode on: new creates are refused' : 'maintenance mode off');
       return readMaintenance(db);
     },
   };
   return service;
-}
-
-/** Clears a claim whose workflow no longer exists, recording the transition like a projection. */
-async function releaseOrphanClaim(db: Db, row: CheckpointRow, actor: string): Promise<void> {
-  await db.transaction(async (tx) => {
-    const [{ seq }] = (await tx
-      .select({ seq: sql<number>`coalesce(max(${checkpointTransitions.seq}), 0) + 1` })
-      .from(checkpointTransitions)
-      .where(sql`${checkpointTransitions.checkpointName} = ${row.name}`)) as [{ seq: number }];
-    await tx.insert(checkpointTransitions).values({
-      checkpointName: row.name,
-      runnerId: row.runnerId,
-      seq: Number(seq),
-      fromState: row.state,
-      toState: 'released',
-      event: 'release_requested',
-      detail: `released by ${actor}; the workflow had closed`,
-    });
-    await tx
-      .update(checkpoints)
-      .set({ state: 'released', holdsClaim: false, needsAttentionReason: null, projectionSeq: Number(seq), updatedAt: new Date(), endedAt: new Date() })
-      .where(sql`${checkpoints.name} = ${row.name} and ${checkpoints.state} = 'needs_attention'`);
-  });
 }
 
 /**

@@ -10,7 +10,7 @@ import { redactSecrets } from '../redaction.js';
 import { readFleetCounts } from '../store/fleet-counts.js';
 import { redactDatabaseUrl, type Db } from '../store/database.js';
 import { rowsOf } from '../store/rows.js';
-import { readMaintenance, type MaintenanceState } from '../store/checkpoint-store.js';
+import { readMaintenance, type MaintenanceState } from '../store/settings-store.js';
 
 export const VERSION: string = (() => {
   try {

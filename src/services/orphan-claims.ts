@@ -3,12 +3,11 @@
 // attention (orphan_claim) with an alert, and an operator releases it.
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
-import { sql } from 'drizzle-orm';
 import type { Db } from '../store/database.js';
-import { rowsOf } from '../store/rows.js';
 import type { Logger } from '../logger.js';
 import { raiseAlert } from '../store/alert-store.js';
-import type { CheckpointRow } from './checkpoint-read-model.js';
+import type { CheckpointRow } from '../store/checkpoint-reads.js';
+import { markOrphanClaim } from '../store/checkpoint-store.js';
 
 /** Whether the holder's workflow is closed; when it is, marks the checkpoint orphan_claim (idempotent). */
 export async function markIfOrphanClaim(db: Db, client: Client, holder: CheckpointRow, logger: Logger): Promise<boolean> {
@@ -21,19 +20,7 @@ export async function markIfOrphanClaim(db: Db, client: Client, holder: Checkpoi
   }
   if (status === 'RUNNING') return false;
   const detail = `workflow ${holder.name} is ${status.toLowerCase()} but its checkpoint still holds the runner's claim; release it after checking the machine`;
-  await db.transaction(async (tx) => {
-    const updated = await rowsOf(tx, sql`
-      update checkpoints set state = 'needs_attention', needs_attention_reason = 'orphan_claim', detail = ${detail},
-        projection_seq = projection_seq + 1, updated_at = now()
-      where name = ${holder.name} and holds_claim and needs_attention_reason is distinct from 'orphan_claim'
-      returning projection_seq`);
-    const seq = updated[0]?.projection_seq;
-    if (seq === undefined) return;
-    await tx.execute(sql`
-      insert into checkpoint_transitions (checkpoint_name, runner_id, seq, from_state, to_state, event, detail)
-      values (${holder.name}, ${holder.runnerId}, ${seq}, ${holder.state}, 'needs_attention', 'orphan_claim', ${detail})
-      on conflict do nothing`);
-  });
+  await markOrphanClaim(db, holder, detail);
   const { raised } = await raiseAlert(db, {
     key: `needs_attention:${holder.name}`,
     severity: 'critical',

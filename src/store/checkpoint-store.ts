@@ -1,25 +1,19 @@
-// Writes of the checkpoint read model: the claim, idempotent projections, the claim release.
+// Writes of the checkpoint read model: the claim, idempotent projections, the claim release, and
+// the operator-facing marks (an orphan claim, the release of a claim whose workflow is gone).
 // The database enforces one claim per runner (ix_one_claim_per_runner); this code never locks
 // anything but the runner row.
 import { sql } from 'drizzle-orm';
+import { checkpointTransitions, checkpoints } from '../../db/schema.js';
 import type { Db } from './database.js';
 import { rowsOf } from './rows.js';
+import { readMaintenance } from './settings-store.js';
+import type { CheckpointRow } from './checkpoint-reads.js';
 import type { ClaimInput, ClaimResult, ProgressInput, ProgressResult, ProjectionInput, RunnerPlan } from './types.js';
 import { isEndState, type CheckpointState } from '../domain/checkpoint-states.js';
 import { parseRunnerOptions } from '../inventory/runner-config.js';
 
-export const MAINTENANCE_KEY = 'maintenance';
-
-export interface MaintenanceState {
-  enabled: boolean;
-  message: string;
-}
-
-export async function readMaintenance(db: Db): Promise<MaintenanceState> {
-  const [row] = await rowsOf(db, sql`select value from controller_settings where key = ${MAINTENANCE_KEY}`);
-  const value = (row?.value ?? {}) as Partial<MaintenanceState>;
-  return { enabled: value.enabled === true, message: value.message || 'Controller is in maintenance mode' };
-}
+// Maintenance lives with the other settings; claimRunner reads it, and older imports find it here.
+export { MAINTENANCE_KEY, readMaintenance, type MaintenanceState } from './settings-store.js';
 
 /**
  * One transaction: lock the runner row, check maintenance, drain, cooldown, then the holder;
@@ -187,4 +181,44 @@ export async function loadRunnerPlan(db: Db, runnerId: string): Promise<RunnerPl
     hasCleanupCommand,
     vmid: r.proxmox_vmid ?? null,
   };
+}
+
+/** Clears a claim whose workflow no longer exists, recording the transition like a projection. */
+export async function releaseOrphanClaim(db: Db, row: CheckpointRow, actor: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    const [{ seq }] = (await tx
+      .select({ seq: sql<number>`coalesce(max(${checkpointTransitions.seq}), 0) + 1` })
+      .from(checkpointTransitions)
+      .where(sql`${checkpointTransitions.checkpointName} = ${row.name}`)) as [{ seq: number }];
+    await tx.insert(checkpointTransitions).values({
+      checkpointName: row.name,
+      runnerId: row.runnerId,
+      seq: Number(seq),
+      fromState: row.state,
+      toState: 'released',
+      event: 'release_requested',
+      detail: `released by ${actor}; the workflow had closed`,
+    });
+    await tx
+      .update(checkpoints)
+      .set({ state: 'released', holdsClaim: false, needsAttentionReason: null, projectionSeq: Number(seq), updatedAt: new Date(), endedAt: new Date() })
+      .where(sql`${checkpoints.name} = ${row.name} and ${checkpoints.state} = 'needs_attention'`);
+  });
+}
+
+/** Marks a claim holder whose workflow has ended as needing attention (orphan_claim); idempotent. */
+export async function markOrphanClaim(db: Db, holder: CheckpointRow, detail: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    const updated = await rowsOf(tx, sql`
+      update checkpoints set state = 'needs_attention', needs_attention_reason = 'orphan_claim', detail = ${detail},
+        projection_seq = projection_seq + 1, updated_at = now()
+      where name = ${holder.name} and holds_claim and needs_attention_reason is distinct from 'orphan_claim'
+      returning projection_seq`);
+    const seq = updated[0]?.projection_seq;
+    if (seq === undefined) return;
+    await tx.execute(sql`
+      insert into checkpoint_transitions (checkpoint_name, runner_id, seq, from_state, to_state, event, detail)
+      values (${holder.name}, ${holder.runnerId}, ${seq}, ${holder.state}, 'needs_attention', 'orphan_claim', ${detail})
+      on conflict do nothing`);
+  });
 }
