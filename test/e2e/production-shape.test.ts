@@ -184,15 +184,18 @@ interface Reply {
 }
 
 /** HTTPS through nginx, verifying its certificate against the throwaway CA for the name localhost. */
-function viaNginx(method: string, p: string, opts: { token?: string; body?: unknown; forwardedFor?: string } = {}): Promise<Reply> {
+function viaNginx(method: string, p: string, opts: { token?: string; body?: unknown; forwardedFor?: string; from?: string } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const req = https.request(
       {
-        host: 'localhost',
+        // With a chosen local address, connect by IP (same family); the certificate is still checked for localhost.
+        host: opts.from ? '127.0.0.1' : 'localhost',
+        servername: 'localhost',
         port: nginx!.port,
         path: p,
         method,
+        ...(opts.from ? { localAddress: opts.from } : {}),
         ca: readFileSync(tls.cert),
         headers: {
           ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
@@ -466,16 +469,18 @@ describe('production shape: nginx (TLS) → two serve instances → PostgreSQL a
     assert.equal(JSON.parse(/^data: (.*)$/m.exec(stream.text)![1]!).runners.length, RUNNER_IDS.length);
   });
 
-  it('a client whose logins fail is limited alone: others behind the same nginx still sign in', async (t) => {
+  it('a client whose logins fail is limited alone: others behind the same nginx still sign in, and a forged X-Forwarded-For changes nothing', async (t) => {
     if (!haveNginx) return t.skip('nginx not installed (not CI)');
-    // nginx appends the socket address to what the client sent; the controllers trust nginx and
-    // take the right-most address before it. Here the "clients" tell nginx who they are.
-    const lockedOut = '203.0.113.7';
-    for (let i = 0; i < 12; i++) await viaNginx('GET', '/api/dashboard/state', { token: `wrong-token-number-${i}-for-the-limit`, forwardedFor: lockedOut });
-    const blocked = await viaNginx('GET', '/api/dashboard/state', { token: ADMIN_TOKEN, forwardedFor: lockedOut });
+    // Three clients on this machine: loopback addresses 127.0.0.2 and .3 connect to nginx; nginx
+    // (from 127.0.0.1, the trusted proxy) states each one's address to the controllers.
+    const lockedOut = '127.0.0.2';
+    for (let i = 0; i < 12; i++) {
+      await viaNginx('GET', '/api/dashboard/state', { token: `wrong-token-number-${i}-for-the-limit`, from: lockedOut, forwardedFor: `198.51.100.${i}` });
+    }
+    const blocked = await viaNginx('GET', '/api/dashboard/state', { token: ADMIN_TOKEN, from: lockedOut });
     assert.equal(blocked.status, 429, blocked.body);
-    assert.equal((await viaNginx('GET', '/api/dashboard/state', { token: ADMIN_TOKEN, forwardedFor: '198.51.100.20' })).status, 200);
-    assert.equal((await viaNginx('GET', '/api/dashboard/state', { token: ADMIN_TOKEN })).status, 200, 'the operator at the proxy itself is not locked out');
+    assert.equal((await viaNginx('GET', '/api/dashboard/state', { token: ADMIN_TOKEN, from: lockedOut, forwardedFor: '203.0.113.9' })).status, 429, 'claiming another address does not help');
+    assert.equal((await viaNginx('GET', '/api/dashboard/state', { token: ADMIN_TOKEN, from: '127.0.0.3' })).status, 200, 'another client through the same nginx still gets in');
   });
 
   it('/metrics is not reachable through nginx, only on each instance\'s internal metrics port', async (t) => {

@@ -6,6 +6,7 @@
 // the schema script against a stand-in temporal-sql-tool (no PostgreSQL tool here), the namespace
 // script against a real Temporal dev server, whose namespace and search attributes are then read
 // back and compared with the code's list.
+import { BlockList } from 'node:net';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -24,6 +25,13 @@ const DAY_SECONDS = 86_400;
 const RECORD_RETENTION_DAYS = 90;
 
 type Service = Record<string, any>;
+
+function inSubnet(address: string, cidr: string): boolean {
+  const [base, bits] = cidr.split('/');
+  const list = new BlockList();
+  list.addSubnet(base!, Number(bits), 'ipv4');
+  return list.check(address, 'ipv4');
+}
 interface ComposeConfig {
   services: Record<string, Service>;
 }
@@ -111,6 +119,22 @@ describe('docker-compose.yml', () => {
     assert.ok(!JSON.stringify(controller.ports ?? []).includes('9464'), 'metrics are not published');
     assert.ok(config.services.prometheus, 'a prometheus service');
     assert.ok(config.services.nginx, 'an nginx service');
+  });
+
+  it("trusts X-Forwarded-For only from nginx's fixed address on its own network, which nginx overwrites", (t) => {
+    const loaded = composeConfig(t);
+    if (!loaded) return;
+    const { config } = loaded;
+    const nginxAddress = config.services.nginx!.networks?.edge?.ipv4_address as string | undefined;
+    assert.ok(nginxAddress, 'nginx has a fixed address on the edge network');
+    assert.equal((config.services.controller!.environment as Record<string, string>).E2EPOOL_TRUSTED_PROXIES, nginxAddress);
+    assert.ok(Object.keys(config.services.controller!.networks ?? {}).includes('edge'), 'the controller is on the edge network');
+    const subnet = (config as unknown as { networks: Record<string, any> }).networks.edge.ipam.config[0].subnet as string;
+    assert.ok(inSubnet(nginxAddress, subnet), `${nginxAddress} in ${subnet}`);
+    // nginx states the client's address itself; a client's own X-Forwarded-For never gets through.
+    const nginxConf = readFileSync(path.join(repoRoot, 'deploy', 'nginx.conf'), 'utf8');
+    assert.doesNotMatch(nginxConf, /proxy_add_x_forwarded_for/);
+    assert.equal(nginxConf.match(/proxy_set_header X-Forwarded-For \$remote_addr;/g)?.length, nginxConf.match(/proxy_pass /g)?.length);
   });
 
   it('runs Temporal from the tested temporalio/server and admin-tools images, jobs in order', (t) => {
