@@ -52,7 +52,7 @@ export async function startCheckpointWorker(config: Config, opts: CheckpointWork
     });
     return {
       stop: async () => {
-        worker.shutdown();
+        if (worker.getState() === 'RUNNING') worker.shutdown();
         await running;
         await alerts.stop();
         await workerConnection.close();

@@ -63,6 +63,8 @@ export async function assertProductionSecretsOrExit(
   for (const key of ['TOKEN_PEPPER', 'ADMIN_TOKEN', 'METRICS_TOKEN'] as const) {
     const value = config[key];
     if (value !== undefined && value.length < MIN_TOKEN_LENGTH) problems.push(`E2EPOOL_${key} is shorter than ${MIN_TOKEN_LENGTH} characters`);
+    // The shipped examples (.env.example, deploy/systemd) say change-me: a copied example is public.
+    else if (value !== undefined && /change-?me/i.test(value)) problems.push(`E2EPOOL_${key} is still the example value: generate one with openssl rand -hex 32`);
   }
   if (problems.length === 0) return;
   log.refuse(`e2epool ${command} refuses to start:\n${problems.map((p) => `  - ${p}`).join('\n')}\n(e2epool dev runs with generated development secrets.)`);

@@ -18,9 +18,13 @@ export async function runUntilSignal(
   log: SignalLog = stderrLog,
 ): Promise<void> {
   let stop: (() => Promise<void>) | null = null;
-  let ending: { code: number } | null = null;
+  // Set by a signal or a fatal error; read after start() too (a closure may have set it meanwhile).
+  let ending = null as { code: number } | null;
   const end = (code: number) => {
-    if (ending) return;
+    if (ending) {
+      ending.code = Math.max(ending.code, code); // a worker that fails while stopping still counts
+      return;
+    }
     ending = { code };
     if (!stop) return; // still starting: handled once start() returns
     stop().then(
@@ -51,9 +55,14 @@ export async function runUntilSignal(
     log.error(`Error: ${(err as Error).message}`);
     process.exit(1);
   }
-  if (ending) {
-    const { code } = ending;
-    await stop();
-    process.exit(code);
+  const endedWhileStarting = ending as { code: number } | null;
+  if (endedWhileStarting) {
+    try {
+      await stop();
+    } catch (err) {
+      log.error(`Error while stopping: ${(err as Error).message}`);
+      process.exit(1);
+    }
+    process.exit(endedWhileStarting.code);
   }
 }

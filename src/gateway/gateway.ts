@@ -147,6 +147,9 @@ export class AgentGateway {
 
   /** Registers this instance in `controller_instances` and heartbeats it until drain/close. */
   async registerInstance(): Promise<void> {
+    // With a stable E2EPOOL_INSTANCE_ID, rows of a previous process that died without draining
+    // would look live again once the instance row is fresh: no session of ours exists yet.
+    await this.presence.removeOwn();
     await registerInstance(this.deps.db, this.deps.instanceId);
     this.instanceHeartbeat ??= startInstanceHeartbeat({
       db: this.deps.db,

@@ -1,5 +1,6 @@
 // Agent requests (create, finalize, status, ping, hello) → the same services the HTTP API uses.
 // Payloads are validated here; business rules stay in the services.
+import { zoneTimestamps } from '../util/zoned-times.js';
 import { E2epoolError, isErrorCode, wsCodeOf } from '../domain/errors.js';
 import type { Logger } from '../logger.js';
 import { redactSecrets } from '../redaction.js';
@@ -42,11 +43,12 @@ async function dispatch(ctx: DispatchContext, type: RequestType, payload: Record
     case 'hello':
       return ctx.hello(payloadOf(validatePayload(helloPayloadSchema, payload)));
     case 'create':
-      return ctx.requests.create(ctx.runnerId, payloadOf(validatePayload(createPayloadSchema, payload)), { legacySession: ctx.legacySession === true });
+      return zoneTimestamps(await ctx.requests.create(ctx.runnerId, payloadOf(validatePayload(createPayloadSchema, payload)), { legacySession: ctx.legacySession === true }));
     case 'finalize':
       return ctx.requests.finalize(ctx.runnerId, payloadOf(validatePayload(finalizePayloadSchema, payload)));
     case 'status':
-      return ctx.requests.status(ctx.runnerId, payloadOf(validatePayload(statusPayloadSchema, payload)));
+      // The same zoned timestamps as the HTTP answer of the same checkpoint.
+      return zoneTimestamps(await ctx.requests.status(ctx.runnerId, payloadOf(validatePayload(statusPayloadSchema, payload))));
   }
 }
 

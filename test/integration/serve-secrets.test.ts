@@ -3,6 +3,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from '../../temporal/tool-paths.js';
 
@@ -22,4 +23,23 @@ describe('production secrets', () => {
       assert.ok(!result.stderr.includes('short-admin-secret'), 'the secret itself is not printed');
     });
   }
+
+  it('serve refuses the example secrets of .env.example, one JSON line on stderr', () => {
+    const example = Object.fromEntries(
+      readFileSync(path.join(repoRoot, '.env.example'), 'utf8')
+        .split('\n')
+        .filter((l) => /^E2EPOOL_(ADMIN_TOKEN|TOKEN_PEPPER)=/.test(l))
+        .map((l) => l.split('=', 2) as [string, string]),
+    );
+    assert.equal(Object.keys(example).length, 2);
+    const result = run('serve', example);
+    assert.equal(result.status, 1, result.stderr);
+    const lines = result.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, 'one record');
+    const record = JSON.parse(lines[0]!) as { level: number; msg: string };
+    assert.equal(record.level, 60);
+    assert.match(record.msg, /E2EPOOL_TOKEN_PEPPER is still the example value/);
+    assert.match(record.msg, /E2EPOOL_ADMIN_TOKEN is still the example value/);
+    for (const value of Object.values(example)) assert.ok(!result.stderr.includes(value), 'the value is not printed');
+  });
 });
