@@ -265,6 +265,8 @@
   }
 
   // ---- formatting ----
+  const plural = (n, one, many) => n + ' ' + (n === 1 ? one : many);
+
   function duration(seconds) {
     const s = Math.max(0, Math.round(seconds));
     if (s < 90) return s + ' s';
@@ -326,7 +328,7 @@
     byId('tile-offline').textContent = String(s.problems.offline);
     const pool = s.outcomes.pool;
     byId('tile-success').textContent = percent(pool.successRate);
-    byId('tile-success-detail').textContent = pool.cleanEnds + ' clean ends, ' + pool.problems + ' pool problems';
+    byId('tile-success-detail').textContent = plural(pool.cleanEnds, 'clean end', 'clean ends') + ', ' + plural(pool.problems, 'pool problem', 'pool problems');
     byId('tile-runners').textContent = rc.online + ' / ' + rc.total;
     byId('tile-queue').textContent = String(s.queueDepth);
     byId('tile-active').textContent = String(s.activeCheckpoints.length) + (s.activeTruncated ? '+' : '');
@@ -437,7 +439,7 @@
     else if (a.lastSeen) lastSeen = ageCell(a.lastSeen, a.disconnectedAt ? 'disconnected ' + new Date(a.disconnectedAt).toLocaleTimeString() : 'session went stale');
     else lastSeen = node('td', { text: 'never' });
     return node('tr', { 'data-runner': r.runnerId }, [
-      node('td', null, [node('strong', { text: r.runnerId }), node('div', { className: 'muted', text: r.backend + (r.source === 'api' ? ' · api' : '') })]),
+      node('td', { className: 'runner-id' }, [node('strong', { text: r.runnerId }), node('div', { className: 'muted', text: r.backend + (r.source === 'api' ? ' · api' : '') })]),
       node('td', null, [badge(r.status.replace('_', ' '), RUNNER_KIND[r.status])]),
       node('td', null, [
         badge(a.online ? 'online' : 'offline', a.online ? 'ok' : ''),
@@ -533,6 +535,11 @@
     return 10 * p;
   }
 
+  /** A top for counts whose middle grid line is a whole number too (never 0, 0.5, 1). */
+  function countMax(v) {
+    return v <= 10 ? Math.max(2, 2 * Math.ceil(v / 2)) : niceMax(v);
+  }
+
   function timeLabel(iso, range) {
     const d = new Date(iso);
     const hm = String(d.getHours()).padStart(2, '0') + ':' + String(d.getMinutes()).padStart(2, '0');
@@ -580,7 +587,7 @@
     const bucketMs = h.bucketSeconds * 1000;
     const toMs = fromMs + h.checkpoints.length * bucketMs;
     const totals = h.checkpoints.map((b) => OUTCOME_SERIES.reduce((n, s) => n + b[s.key], 0));
-    const sc = frame(el, fromMs, toMs, niceMax(Math.max(0, ...totals)), (v) => String(Math.round(v)), h.range);
+    const sc = frame(el, fromMs, toMs, countMax(Math.max(0, ...totals)), (v) => String(Math.round(v)), h.range);
     h.checkpoints.forEach((b, i) => {
       let base = 0;
       const x0 = sc.x(fromMs + i * bucketMs) + 1;
@@ -632,9 +639,12 @@
   function drawQueue(h) {
     const el = byId('chart-queue');
     const fromMs = Date.parse(h.from);
-    const toMs = Math.max(Date.parse(h.to), fromMs + 1);
-    const points = h.queue.points.map((p) => [Date.parse(p.at), p.depth]);
-    const sc = frame(el, fromMs, toMs, niceMax(Math.max(0, ...points.map((p) => p[1]))), (v) => String(Math.round(v)), h.range);
+    // The same time axis as the other pictures; each step's peak drawn at its middle (never past now).
+    const toMs = fromMs + h.checkpoints.length * h.bucketSeconds * 1000;
+    const nowMs = Math.max(Date.parse(h.to), fromMs);
+    const half = (h.queue.stepSeconds * 1000) / 2;
+    const points = h.queue.points.map((p) => [Math.min(Date.parse(p.at) + half, nowMs), p.depth]);
+    const sc = frame(el, fromMs, toMs, countMax(Math.max(0, ...points.map((p) => p[1]))), (v) => String(Math.round(v)), h.range);
     if (points.length) {
       const area = points.map((p) => sc.x(p[0]).toFixed(1) + ',' + sc.y(p[1]).toFixed(1));
       area.push(sc.x(points[points.length - 1][0]).toFixed(1) + ',' + sc.y(0).toFixed(1), sc.x(points[0][0]).toFixed(1) + ',' + sc.y(0).toFixed(1));
@@ -642,7 +652,7 @@
       polyline(el, sc, points, 's-queue');
     }
     const peak = Math.max(0, ...points.map((p) => p[1]));
-    legend('chart-queue-legend', [{ key: 'queue', label: 'checkpoints waiting for finalize work, sampled every ' + duration(h.queue.stepSeconds) + '; peak ' + peak }]);
+    legend('chart-queue-legend', [{ key: 'queue', label: 'most checkpoints waiting for finalize work at once, per ' + duration(h.queue.stepSeconds) + '; peak ' + peak }]);
   }
 
   async function refreshHistory() {

@@ -6,7 +6,7 @@
 import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm';
 import { agentLastSessions, agentPresence, alerts as alertsTable, checkpointTransitions, checkpoints, controllerInstances, runners } from '../../db/schema.js';
 import type { Config } from '../config.js';
-import { phaseOf, queuedStates, resetPathStates, type CheckpointPhase } from '../domain/checkpoint-states.js';
+import { phaseOf, queuedStates, rebootWindowStates, resetPathStates, type CheckpointPhase } from '../domain/checkpoint-states.js';
 import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
 import { openAlerts } from '../store/alert-store.js';
 import type { MaintenanceState } from '../store/checkpoint-store.js';
@@ -157,6 +157,14 @@ const WAITING_STATES = new Set(['created', 'needs_attention']);
 
 const QUEUED_SQL = statesSql(queuedStates);
 const PAUSED_STATES = new Set<string>(resetPathStates);
+const REBOOT_WINDOW_STATES = new Set<string>(rebootWindowStates);
+
+/**
+ * Whether the runner's own reset may have its agent down right now (a VM stopped and started, a
+ * host rebooting): readiness covers that, so it is not offline, as for the runner_offline alert.
+ * A stuck reset is no excuse: its runner counts as offline again.
+ */
+const downForItsReset = (c: DashboardCheckpoint | undefined) => c !== undefined && REBOOT_WINDOW_STATES.has(c.state) && !c.stuck;
 
 /** The listing writes naive UTC; the page gets ISO with the zone. */
 const isoUtc = (naive: string): string => `${naive}Z`;
@@ -233,7 +241,7 @@ type RunnerRow = Awaited<ReturnType<typeof readRunners>>[number];
 function runnerStatus(drained: boolean, online: boolean, checkpoint: DashboardCheckpoint | undefined): RunnerStatus {
   if (checkpoint?.state === 'needs_attention') return 'needs_attention';
   if (drained) return 'drained';
-  if (!online) return 'offline';
+  if (!online && !downForItsReset(checkpoint)) return 'offline';
   return checkpoint ? 'busy' : 'idle';
 }
 
@@ -371,7 +379,7 @@ export function createDashboardStateReader(db: Db, config: DashboardConfig, opts
       problems: {
         needsAttention: summary.runners.needsAttention,
         stuck: activeCheckpoints.filter((c) => c.stuck).length,
-        offline: runnerList.filter((r) => !r.agent.online && !r.drained).length,
+        offline: runnerList.filter((r) => !r.agent.online && !r.drained && !downForItsReset(current.get(r.runnerId))).length,
       },
       outcomes,
       runners: runnerList,
@@ -411,7 +419,10 @@ export interface DashboardHistory {
   checkpoints: Array<{ at: string } & Record<OutcomeKind, number>>;
   /** Per bucket, over the checkpoints that ended in it (seconds). */
   durations: Array<{ at: string; reset: DurationPoint; readiness: DurationPoint; turnaround: DurationPoint }>;
-  /** Queue depth sampled every `stepSeconds`, derived from the transition log. */
+  /**
+   * Queue depth, derived from the transition log: per step of `stepSeconds` (from `from`), the most
+   * checkpoints that waited for finalize work at the same time, so a wait of seconds still shows.
+   */
   queue: { stepSeconds: number; points: Array<{ at: string; depth: number }> };
 }
 
@@ -426,6 +437,7 @@ export async function readDashboardHistory(db: Db, range: HistoryRange, nowMs = 
   const from = new Date(fromMs).toISOString();
   const bucketOf = (column: string) => sql.raw(`floor((extract(epoch from ${column}) * 1000 - ${fromMs}) / ${bucketMs})::int`);
 
+  const lastStep = Math.floor((nowMs - fromMs) / (spec.queueStepSeconds * 1000));
   const [outcomeRows, durationRows, queueRows] = await Promise.all([
     rowsOf(db, sql`
       select i, outcome, count(*)::int as n from (
@@ -456,12 +468,21 @@ export async function readDashboardHistory(db: Db, range: HistoryRange, nowMs = 
         where t.checkpoint_name in (select name from checkpoints where ended_at is null or ended_at >= ${from}::timestamptz)
       ), queued as (
         select at, until from spans where to_state in (${QUEUED_SQL}) and (until is null or until > ${from}::timestamptz)
-      ), samples as (
-        select s.i, ${from}::timestamptz + make_interval(secs => s.i * ${spec.queueStepSeconds}) as ts
-        from generate_series(0, ${Math.floor((nowMs - fromMs) / (spec.queueStepSeconds * 1000))}) as s(i)
+      ), events as (
+        -- +1 when a checkpoint starts waiting, -1 when it stops, 0 at the start of every step.
+        select at as t, 1 as d from queued where at >= ${from}::timestamptz
+        union all
+        select until as t, -1 as d from queued where until is not null
+        union all
+        select ${from}::timestamptz + make_interval(secs => s.i * ${spec.queueStepSeconds}) as t, 0 as d
+        from generate_series(0, ${lastStep}) as s(i)
+      ), running as (
+        -- Ends before starts at the same instant: a move from one waiting state to another is one.
+        select floor((extract(epoch from t) * 1000 - ${fromMs}) / ${spec.queueStepSeconds * 1000})::int as i,
+          (select count(*) from queued where at < ${from}::timestamptz) + sum(d) over (order by t, d rows between unbounded preceding and current row) as depth
+        from events
       )
-      select samples.i, (select count(*)::int from queued q where q.at <= samples.ts and (q.until is null or q.until > samples.ts)) as depth
-      from samples order by samples.i`),
+      select i, max(depth)::int as depth from running where i <= ${lastStep} group by i order by i`),
   ]);
 
   const at = (i: number) => new Date(fromMs + i * bucketMs).toISOString();

@@ -576,6 +576,45 @@ void describe('operator dashboard', { timeout: 180_000 }, () => {
     assert.deepEqual(problems.filter((p) => !/status of 403/.test(p)), [], 'no script errors, no CSP violations');
   });
 
+  it('a runner whose own reset has its agent down is not offline while that reset moves; a stuck one is', async () => {
+    await keepInstanceAlive();
+    const read = async () => (await admin('GET', '/api/dashboard/state')).body;
+    const before = await read();
+    assert.equal(before.runners.find((r: any) => r.runnerId === 'dash-d').status, 'offline', 'stuck in awaiting_readiness without an agent');
+    // The same reset moving again (a transition just now): readiness covers the agent being down.
+    await database.db.execute(sql`update checkpoints set updated_at = now() where name = ${stuckName}`);
+    try {
+      const moving = await read();
+      const d = moving.runners.find((r: any) => r.runnerId === 'dash-d');
+      assert.deepEqual([d.status, d.agent.online], ['busy', false]);
+      assert.equal(moving.problems.offline, before.problems.offline - 1);
+    } finally {
+      await database.db.execute(sql`update checkpoints set updated_at = now() - interval '40 minutes' where name = ${stuckName}`);
+    }
+  });
+
+  it('queue depth: the most checkpoints waiting at once in each step, even for a wait of seconds', async () => {
+    // Two checkpoints of a runner queued for a few seconds each, overlapping, just now.
+    await database.db.execute(sql`insert into checkpoint_transitions (checkpoint_name, runner_id, seq, from_state, to_state, event, at)
+      values ('queue-x1', 'pool-01', 1, null, 'created', 'snapshot_taken', now() - interval '2 minutes'),
+             ('queue-x1', 'pool-01', 2, 'created', 'finalize_queued', 'finalize_requested', now() - interval '60 seconds'),
+             ('queue-x1', 'pool-01', 3, 'finalize_queued', 'cleaning', 'cleanup_started', now() - interval '55 seconds'),
+             ('queue-x1', 'pool-01', 4, 'cleaning', 'deleted', 'cleanup_done', now() - interval '50 seconds'),
+             ('queue-x2', 'pool-02', 1, null, 'created', 'snapshot_taken', now() - interval '2 minutes'),
+             ('queue-x2', 'pool-02', 2, 'created', 'finalize_queued', 'finalize_requested', now() - interval '58 seconds'),
+             ('queue-x2', 'pool-02', 3, 'finalize_queued', 'cleaning', 'cleanup_started', now() - interval '56 seconds'),
+             ('queue-x2', 'pool-02', 4, 'cleaning', 'deleted', 'cleanup_done', now() - interval '52 seconds')`);
+    await database.db.execute(sql`insert into checkpoints (name, runner_id, job_id, backend, state, finalize_status, created_at, ended_at, updated_at)
+      values ('queue-x1', 'pool-01', 'job-qx1', 'bare_metal', 'deleted', 'success', now() - interval '2 minutes', now() - interval '50 seconds', now() - interval '50 seconds'),
+             ('queue-x2', 'pool-02', 'job-qx2', 'bare_metal', 'deleted', 'success', now() - interval '2 minutes', now() - interval '50 seconds', now() - interval '50 seconds')`);
+    const { body } = await admin('GET', '/api/dashboard/history?range=24h');
+    // The waits fall in the current step or, right after a step began, in the one before.
+    const peak = Math.max(...body.queue.points.slice(-2).map((p: any) => p.depth));
+    const stuckStillQueued = 1;
+    assert.ok(peak >= 2 + stuckStillQueued, `both short waits counted at once: ${JSON.stringify(body.queue.points.slice(-3))}`);
+    assert.equal(body.queue.points.length, Math.floor((Date.parse(body.to) - Date.parse(body.from)) / (body.queue.stepSeconds * 1000)) + 1, 'one point per step up to now');
+  });
+
   it('presence history: a removed session is kept as the last one, never replaced by an older one', async () => {
     const lastOf = async (runnerId: string) => ((await database.db.execute(sql`select session_epoch::int as epoch, boot_id, last_seen_at, disconnected_at from agent_last_sessions where runner_id = ${runnerId}`)) as any).rows[0];
     const here = new PresenceStore(database.db, 'presence-test-a');
