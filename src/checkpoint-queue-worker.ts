@@ -34,6 +34,7 @@ export function createCheckpointQueueWorker(deps: CheckpointQueueWorkerDeps): Pr
     // On stop, running activities get the grace to finish before they are cancelled (and retried
     // by another worker); stop timeouts of supervisors allow for it (deploy/systemd, compose).
     shutdownGraceTime: `${config.SHUTDOWN_GRACE_SECONDS}s`,
+    shutdownForceTime: `${config.SHUTDOWN_GRACE_SECONDS + 15}s`,
     ...(deps.workflowBundle ? { workflowBundle: deps.workflowBundle } : workflowSource()),
     activities: {
       ...createActivities({ db, registry, logger, instanceId, httpTimeoutMs, gitlabUrl: config.GITLAB_URL, gitlabToken: config.GITLAB_TOKEN, onAlert }),

@@ -240,6 +240,8 @@ export async function startController(config: Config, opts: ControllerOptions = 
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: gatewayTaskQueue(instanceId),
       shutdownGraceTime: `${config.SHUTDOWN_GRACE_SECONDS}s`,
+      // An activity that ignores its cancellation must not hold the stop until the supervisor kills.
+      shutdownForceTime: `${config.SHUTDOWN_GRACE_SECONDS + 15}s`,
       activities: createGatewayActivities({ gateway, registry, logger }),
     });
     workers.push(gatewayWorker);
@@ -289,8 +291,12 @@ export async function startController(config: Config, opts: ControllerOptions = 
         logger.info('stopping controller');
         await dispatcher.stop();
         await alertMonitor.stop();
+        // The checkpoint worker takes no new task from now on (other instances do) and finishes what
+        // runs within the grace, while agent commands drain; the gateway worker stops after them.
+        const [gatewayQueueWorker, ...queueWorkers] = workers;
+        for (const w of queueWorkers) if (w.getState() === 'RUNNING') w.shutdown();
         await gateway.drain(graceMs);
-        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        if (gatewayQueueWorker?.getState() === 'RUNNING') gatewayQueueWorker.shutdown();
         await Promise.all(running);
         await gateway.close();
         await stopAll();

@@ -186,7 +186,9 @@ void describe('e2epool dev', { concurrency: true }, () => {
     const stopMs = Date.now() - stopAt;
     assert.equal(code, 0, run.output());
     assert.doesNotMatch(run.output(), /Press Ctrl-C to stop/);
-    assert.ok(stopMs < 5_000, `the stop took ${stopMs} ms:\n${run.output().slice(-3000)}`);
+    // The 5 s promise is for a running demo (above); a Temporal server caught mid-start on a loaded
+    // machine takes a few seconds more to go.
+    assert.ok(stopMs < 8_000, `the stop took ${stopMs} ms:\n${run.output().slice(-3000)}`);
   });
 
   void test('a port in use fails at once with one line naming the port and the flag', { timeout: 30_000 }, async () => {

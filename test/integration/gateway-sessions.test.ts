@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { AuthFailureLimiter } from '../../src/util/auth-failures.js';
 import { after, before, describe, it } from 'node:test';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { agentPresence, controllerInstances } from '../../db/schema.js';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { PresenceStore } from '../../src/gateway/index.js';
@@ -206,6 +206,29 @@ void describe('drain', () => {
       await assert.rejects(h.gateway.runCommand('r3', { name: 'readiness', commandId: 'x', timeoutSeconds: 1, legacyCmd: 'true' }), {
         code: 'agent_not_delivered',
       });
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+void describe('restart with a stable instance id', () => {
+  it("drops the sessions the previous process left behind (it died without draining), keeping each as the runner's last session", async () => {
+    const instanceId = 'stable-instance-under-test';
+    // What a SIGKILLed process with this id leaves: its row, stale, and presence rows of its sessions.
+    await database.db.insert(controllerInstances).values({ instanceId, lastSeen: new Date(Date.now() - 600_000) });
+    const dead = new PresenceStore(database.db, instanceId);
+    await dead.upsert({ runnerId: 'r-left-behind', sessionEpoch: await dead.nextEpoch(), bootId: 'boot-before-the-crash', agentVersion: '0.1.0', declaredCommands: null }, { connected: true });
+    assert.equal((await database.db.select().from(agentPresence).where(eq(agentPresence.instanceId, instanceId))).length, 1);
+
+    const h = await startGateway({ db: database.db, instanceId });
+    try {
+      await h.gateway.registerInstance();
+      const [instance] = await database.db.select().from(controllerInstances).where(eq(controllerInstances.instanceId, instanceId));
+      assert.ok(instance && Date.now() - instance.lastSeen.getTime() < 60_000, 'the instance row is fresh again');
+      assert.deepEqual(await database.db.select().from(agentPresence).where(eq(agentPresence.instanceId, instanceId)), [], 'no session of the dead process looks live');
+      const last = await database.db.execute(sql`select runner_id from agent_last_sessions where runner_id = 'r-left-behind'`);
+      assert.equal(((last as { rows?: unknown[] }).rows ?? (last as unknown as unknown[])).length, 1, 'kept as the last session');
     } finally {
       await h.close();
     }
