@@ -21,8 +21,14 @@ import { createAgentLogger, redactUrl, type AgentLogger } from './log.js';
 import { AGENT_VERSION } from './version.js';
 
 
-/** Linux boot id; elsewhere a random id per process (a reboot restarts the process anyway). */
-export function readBootId(): string {
+/**
+ * Linux boot id; elsewhere a random id per process (a reboot restarts the process anyway).
+ * E2EPOOL_AGENT_BOOT_ID stands in for it where the "host" is simulated (the demo's guests share
+ * the real machine's boot id, yet each agent start is a boot of its simulated VM).
+ */
+export function readBootId(env: NodeJS.ProcessEnv = process.env): string {
+  const simulated = env.E2EPOOL_AGENT_BOOT_ID?.trim();
+  if (simulated) return simulated;
   try {
     const id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
     if (id) return id;

@@ -3,6 +3,7 @@
 // started again a "boot time" after it starts), so after a rollback the controller really sees a
 // new session. A bare-metal host "reboots" when its reset command leaves a marker file. An agent
 // that crashes is restarted like a service manager would.
+import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -129,7 +130,8 @@ class GuestAgent {
     try {
       group = spawnInOwnGroup(process.execPath, [this.cliEntry, 'agent', '--config', this.configPath], {
         cwd: this.runner.hostDir,
-        env: agentEnvironment(),
+        // Each start is a boot of the simulated guest: a new boot id, as a real VM would report.
+        env: { ...agentEnvironment(), E2EPOOL_AGENT_BOOT_ID: randomUUID() },
         stdio: ['ignore', out, out],
       });
     } finally {
