@@ -44,7 +44,18 @@ const layerRules = [
   layerRule('src/webhooks', ['src/webhooks/**/*.ts'], [...dirs('inventory', 'gateway', 'temporal'), workflowsExceptMessages, ...aboveAdapters, ...simulators]),
   layerRule('temporal/', ['temporal/**/*.ts'], [...dirs('inventory', 'gateway', 'webhooks', 'workflows'), ...aboveAdapters, ...simulators]),
   layerRule('activities/', ['activities/**/*.ts'], [...dirs('workflows'), ...aboveActivities, ...simulators]),
-  layerRule('src/services and src/alerts', ['src/services/**/*.ts', 'src/alerts/**/*.ts'], [workflowsExceptMessages, ...aboveServices, ...simulators]),
+  // Besides the messages, the services may name a workflow function as a type (a typed start).
+  {
+    files: ['src/services/**/*.ts', 'src/alerts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          layerPattern('src/services and src/alerts', [...aboveServices, ...simulators]),
+          { ...layerPattern('src/services and src/alerts', [workflowsExceptMessages]), allowTypeImports: true },
+        ],
+      }],
+    },
+  },
   layerRule('src/api and src/metrics', ['src/api/**/*.ts', 'src/metrics/**/*.ts'], [workflowsExceptMessages, ...entryPoints, ...simulators]),
   // The agent runs on runner hosts and is built on its own: nothing from the controller.
   layerRule('agent/', ['agent/**/*.ts'], dirs('src', 'activities', 'workflows', 'temporal', 'db', 'sim', 'bench', 'scripts')),
