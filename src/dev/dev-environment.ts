@@ -3,8 +3,7 @@
 // agent per demo runner host, and the demo CI jobs. State lives under `<dataDir>/dev/` and is wiped
 // at every start unless `keepState` (the Temporal and PGlite data must always go together: workflows
 // of one with claims of the other would disagree).
-import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { loadConfig, ConfigError, CONFIG_PREFIX, type Config } from '../config.js';
@@ -14,10 +13,13 @@ import { startTemporalDevServer, deleteTemporalDatabase, type TemporalDevServer 
 import { repoRoot } from '../../temporal/tool-paths.js';
 import { startProxmoxSimulator, type ProxmoxSimulator } from '../../sim/proxmox/index.js';
 import { startGitlabSimulator, type GitlabSimulator } from '../../sim/gitlab/index.js';
-import { DEMO_VM_TAG, generateToken, planDemoRunners, writeDemoInventory, type DemoRunner } from './demo-inventory.js';
+import { DEMO_VM_TAG, planDemoRunners, writeDemoInventory, type DemoRunner } from './demo-inventory.js';
 import { startGuestAgents, type GuestAgents } from './guest-agents.js';
 import { startDemoJobs, type DemoJobs, type DemoJobsOptions } from './demo-jobs.js';
 import { installTemporalRuntime } from '../../temporal/runtime.js';
+import { DevStartError, loadDevSecrets, loadDevState, takeDevLock } from './dev-state.js';
+
+export { DevStartError };
 
 export type SimProfile = 'fast' | 'realistic';
 
@@ -75,11 +77,6 @@ export interface DevEnvironment {
   stop(): Promise<void>;
 }
 
-/** A start that cannot go on; the message is one line meant for the user. */
-export class DevStartError extends Error {
-  override name = 'DevStartError';
-}
-
 export class DevStartAborted extends Error {
   override name = 'DevStartAborted';
   constructor() {
@@ -114,18 +111,6 @@ const DEMO_PROJECT = { id: 1, path: 'demo/e2e-app' };
 const PROXMOX_USER = 'e2epool@pve';
 const PROXMOX_TOKEN_NAME = 'dev';
 
-interface DevSecrets {
-  adminToken: string;
-  tokenPepper: string;
-  gitlabToken: string;
-  webhookSecret: string;
-  proxmoxSecret: string;
-}
-
-interface DevState {
-  nextJobId: number;
-}
-
 /** Fails with a message naming the port and the flag that changes it. */
 export async function assertPortFree(port: number, host: string, flag: string, what: string): Promise<void> {
   if (port === 0) return;
@@ -138,43 +123,6 @@ export async function assertPortFree(port: number, host: string, flag: string, w
     });
     server.listen(port, host, () => server.close(() => resolve()));
   });
-}
-
-function readJson<T>(file: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-/** One `dev` per data directory: the second one would wipe the first one's state. */
-function takeLock(lockFile: string): () => void {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(lockFile, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => rmSync(lockFile, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number(readFileSync(lockFile, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-        throw new DevStartError(`another e2epool dev (pid ${pid}) is using ${path.dirname(lockFile)}; stop it or use --data-dir`);
-      }
-      rmSync(lockFile, { force: true }); // left by a run that died
-    }
-  }
-  throw new DevStartError(`could not lock ${lockFile}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function withTimeout(work: Promise<void>, ms: number, onTimeout: () => void): Promise<void> {
@@ -210,7 +158,7 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
 
   try {
     mkdirSync(dataDir, { recursive: true });
-    cleanups.push({ what: 'lock', run: takeLock(path.join(dataDir, 'dev.lock')) });
+    cleanups.push({ what: 'lock', run: takeDevLock(path.join(dataDir, 'dev.lock')) });
     await assertPortFree(opts.port, host, '--port', 'API');
     await assertPortFree(opts.temporalPort, '127.0.0.1', '--temporal-port', 'Temporal frontend');
     await assertPortFree(opts.uiPort, '127.0.0.1', '--ui-port', 'Temporal Web UI');
@@ -222,22 +170,11 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
     }
     mkdirSync(devDir, { recursive: true });
 
-    const secretsFile = path.join(devDir, 'secrets.json');
-    const stored = opts.keepState ? readJson<Partial<DevSecrets>>(secretsFile) : undefined;
-    const secrets: DevSecrets = {
-      adminToken: stored?.adminToken ?? generateToken(),
-      tokenPepper: stored?.tokenPepper ?? generateToken(),
-      gitlabToken: stored?.gitlabToken ?? `glpat-${generateToken()}`,
-      webhookSecret: stored?.webhookSecret ?? generateToken(),
-      proxmoxSecret: stored?.proxmoxSecret ?? randomBytes(16).toString('hex'),
-    };
-    writeFileSync(secretsFile, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+    const secrets = loadDevSecrets(devDir, opts.keepState);
     const envAdminToken = env[`${CONFIG_PREFIX}ADMIN_TOKEN`];
     const adminToken = envAdminToken || secrets.adminToken;
 
-    const stateFile = path.join(devDir, 'demo-state.json');
-    const state: DevState = { nextJobId: 1, ...(opts.keepState ? readJson<Partial<DevState>>(stateFile) : {}) };
-    if (!Number.isInteger(state.nextJobId) || state.nextJobId < 1) state.nextJobId = 1;
+    const { state, save: saveState } = loadDevState(devDir, opts.keepState);
 
     const runners = planDemoRunners(opts.runners, devDir);
     const namespace = env[`${CONFIG_PREFIX}TEMPORAL_NAMESPACE`] || 'default';
@@ -343,7 +280,6 @@ export async function startDevEnvironment(opts: DevEnvironmentOptions): Promise<
 
     let demoJobs: DemoJobs | undefined;
     if (opts.demoJobs) {
-      const saveState = () => writeFileSync(stateFile, JSON.stringify(state));
       saveState();
       demoJobs = startDemoJobs({
         gitlab: gitlab.api,
