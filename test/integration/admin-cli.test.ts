@@ -5,7 +5,7 @@
 // every timestamp the main API answers carries its zone.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -219,7 +219,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     assert.deepEqual(notInAttention, { code: 1, stdout: '', stderr: 'Error: Checkpoint not found (HTTP 404)\n' });
   });
 
-  void it('URL and token from the environment, or from a config file that must be mode 0600', async () => {
+  void it('URL and token from the environment, or from a config file that must be mode 0600, ours and not a link', async () => {
     const env = { E2EPOOL_URL: controller.url, E2EPOOL_ADMIN_TOKEN: ADMIN_TOKEN };
     const fromEnv = await cli(['admin', 'maintenance', 'status'], env);
     assert.deepEqual(fromEnv, { code: 0, stdout: 'Maintenance is off: creates are accepted.\n', stderr: '' });
@@ -253,6 +253,12 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     const missing = await cli(['admin', 'maintenance', 'status', '--config', path.join(dir, 'absent.yml')]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /cannot read the admin config .*absent\.yml: ENOENT/);
+    // A symbolic link is refused (it could be pointed elsewhere between a check and the read).
+    const link = path.join(dir, 'link.yml');
+    symlinkSync(other, link);
+    const linked = await cli(['admin', 'maintenance', 'status', '--config', link]);
+    assert.equal(linked.code, 2);
+    assert.equal(linked.stderr, `Error: refusing to read ${link}: it is a symbolic link (point --config at the file itself)\n`);
     rmSync(file);
   });
 

@@ -1,7 +1,7 @@
 // Where `e2epool admin` finds the controller and its admin token: flags first, then the environment
 // (E2EPOOL_URL, E2EPOOL_ADMIN_TOKEN), then a YAML file (`url:` and `token:`). The file holds a
 // secret, so it must be private to its owner: one readable by its group or others is refused.
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -29,22 +29,38 @@ export function defaultAdminConfigPath(env: NodeJS.ProcessEnv = process.env): st
   return path.join(base, 'e2epool', 'admin.yml');
 }
 
-/** Reads the file, refusing it when group or others may read or write it. */
+/**
+ * Reads the file, refusing it when group or others may read or write it, when it is not the
+ * caller's own, or when it is a symbolic link. The checks and the read use one open descriptor, so
+ * the file cannot be swapped in between.
+ */
 export function readAdminConfigFile(file: string, required: boolean): { url?: string; token?: string } | null {
-  let mode: number;
+  let fd: number;
   try {
-    mode = statSync(file).mode;
+    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !required) return null;
-    throw new AdminUsageError(`cannot read the admin config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !required) return null;
+    if (code === 'ELOOP') throw new AdminUsageError(`refusing to read ${file}: it is a symbolic link (point --config at the file itself)`);
+    throw new AdminUsageError(`cannot read the admin config ${file}: ${code ?? (err as Error).message}`);
   }
-  if ((mode & 0o077) !== 0) {
-    const octal = (mode & 0o777).toString(8).padStart(4, '0');
-    throw new AdminUsageError(`refusing to read ${file}: it holds the admin token but its mode is ${octal} (group or others may read it); run: chmod 600 ${file}`);
+  let text: string;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new AdminUsageError(`refusing to read ${file}: it is not a regular file`);
+    if ((st.mode & 0o077) !== 0) {
+      const octal = (st.mode & 0o777).toString(8).padStart(4, '0');
+      throw new AdminUsageError(`refusing to read ${file}: it holds the admin token but its mode is ${octal} (group or others may read it); run: chmod 600 ${file}`);
+    }
+    const uid = process.getuid?.();
+    if (uid !== undefined && st.uid !== uid) throw new AdminUsageError(`refusing to read ${file}: it belongs to uid ${st.uid}, not to you (uid ${uid})`);
+    text = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
   let data: unknown;
   try {
-    data = parse(readFileSync(file, 'utf8'));
+    data = parse(text);
   } catch (err) {
     throw new AdminUsageError(`the admin config ${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
