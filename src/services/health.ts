@@ -5,11 +5,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
-import { sql } from 'drizzle-orm';
 import { redactSecrets } from '../redaction.js';
 import { readFleetCounts } from '../store/fleet-counts.js';
-import { redactDatabaseUrl, type Db } from '../store/database.js';
-import { rowsOf } from '../store/rows.js';
+import { readDayOutcomes } from '../store/checkpoint-stats.js';
+import { pingDb, redactDatabaseUrl, type Db } from '../store/database.js';
 import { readMaintenance, type MaintenanceState } from '../store/settings-store.js';
 
 export const VERSION: string = (() => {
@@ -32,7 +31,7 @@ export function publicErrorText(err: unknown): string {
 /** e2epool's `/healthz`: `SELECT 1`. */
 export async function liveness(db: Db): Promise<LivenessAnswer> {
   try {
-    await db.execute(sql`select 1`);
+    await pingDb(db);
     return { status: 'ok', detail: null };
   } catch (err) {
     return { status: 'unhealthy', detail: publicErrorText(err) };
@@ -56,10 +55,6 @@ export interface HealthDeps {
   temporal?: { client: Client; namespace: string };
   /** How long a Temporal probe result is reused (default 5 s). */
   temporalProbeCacheMs?: number;
-}
-
-function toNumber(v: unknown): number {
-  return Number(v ?? 0);
 }
 
 export function createHealthReporter(deps: HealthDeps) {
@@ -108,16 +103,7 @@ export function createHealthReporter(deps: HealthDeps) {
 }
 
 async function readCounts(db: Db) {
-  const [fleet, [row = {}]] = await Promise.all([
-    readFleetCounts(db),
-    rowsOf(db, sql`
-    select
-      (select count(*) from checkpoints where created_done_at > now() - interval '24 hours') as created,
-      (select count(*) from checkpoints where ended_at > now() - interval '24 hours' and state in ('deleted','reset') and finalize_status = 'success') as succeeded,
-      (select count(*) from checkpoints where created_at > now() - interval '24 hours'
-         and (state in ('create_failed','needs_attention') or finalize_status = 'failure')) as failed,
-      (select count(*) from checkpoints where ended_at > now() - interval '24 hours' and state = 'gc_reset') as gc_reset`),
-  ]);
+  const [fleet, day] = await Promise.all([readFleetCounts(db), readDayOutcomes(db)]);
   return {
     total: fleet.total,
     online: fleet.online,
@@ -126,10 +112,10 @@ async function readCounts(db: Db) {
     paused: fleet.paused,
     needsAttention: fleet.needsAttention,
     queueDepth: fleet.queueDepth,
-    created: toNumber(row.created),
-    succeeded: toNumber(row.succeeded),
-    failed: toNumber(row.failed),
-    gcReset: toNumber(row.gc_reset),
+    created: day.created,
+    succeeded: day.succeeded,
+    failed: day.failed,
+    gcReset: day.gcReset,
     legacyAgentCredential: fleet.legacyAgentCredential,
   };
 }

@@ -146,5 +146,10 @@ export async function migrate(database: Database): Promise<void> {
 }
 
 export async function ping(database: Database): Promise<void> {
-  await database.db.execute(sql`select 1`);
+  await pingDb(database.db);
+}
+
+/** `SELECT 1`: whether the database answers. */
+export async function pingDb(db: Db): Promise<void> {
+  await db.execute(sql`select 1`);
 }
