@@ -5,12 +5,11 @@
 // for every alert that was announced and is now resolved, whoever resolved it (this monitor or a
 // workflow): `last_sent_at < resolved_at` marks a pending resolve notice, and claiming it is one
 // compare-and-set update, so one instance sends it.
-import { sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import type { Db } from '../store/database.js';
-import { rowsOf } from '../store/rows.js';
-import { openAlerts, raiseAlert, resolveAlert } from '../store/alert-store.js';
+import { findOverdueCheckpoints, readLastHourOutcomes } from '../store/checkpoint-stats.js';
+import { pingDb, type Db } from '../store/database.js';
+import { claimResolveNotices, markAlertSent, openAlerts, raiseAlert, resolveAlert } from '../store/alert-store.js';
 import { readFleetCounts } from '../store/fleet-counts.js';
 import type { AlertDelivery, AlertSeverity, DeliverableAlert } from './delivery.js';
 
@@ -111,7 +110,7 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
   /** Records that a newly raised alert is announced, so its resolve gets a notice later. */
   async function markAnnounced(key: string): Promise<void> {
     try {
-      await db.execute(sql`update alerts set last_sent_at = now() where key = ${key} and resolved_at is null`);
+      await markAlertSent(db, key);
     } catch (err) {
       logger.warn({ alert: key, err }, 'could not mark the alert as sent');
     }
@@ -133,30 +132,8 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
   async function evaluate(now: number): Promise<Map<string, Desired>> {
     const desired = new Map<string, Desired>();
     const fleet = await readFleetCounts(db);
-    const [counts = {}] = await rowsOf(
-      db,
-      sql`
-      with failures as (
-        select t.checkpoint_name,
-          bool_or(t.to_state in ('create_failed','needs_attention') or c.finalize_status = 'failure') as failed,
-          bool_or(t.to_state in ('deleted','reset') and c.finalize_status = 'success') as succeeded
-        from checkpoint_transitions t join checkpoints c on c.name = t.checkpoint_name
-        where t.at > now() - interval '1 hour' and t.to_state in ('deleted','reset','create_failed','needs_attention')
-        group by t.checkpoint_name
-      )
-      select
-        (select count(*) from failures where failed) as failed,
-        (select count(*) from failures where succeeded and not failed) as succeeded`,
-    );
-    // Active checkpoints hold a claim, so this is at most one row per runner.
-    const overdue = await rowsOf(
-      db,
-      sql`
-      select name, runner_id, extract(epoch from (now() - created_at))::float8 as age_s from checkpoints
-      where state in ('creating','created')
-        and created_at < now() - make_interval(secs => ${thresholds.checkpointTtlSeconds}::float8 * (ttl_extensions + 1) + ${ttlGrace})
-      order by created_at`,
-    );
+    const counts = await readLastHourOutcomes(db);
+    const overdue = await findOverdueCheckpoints(db, { ttlSeconds: thresholds.checkpointTtlSeconds, graceSeconds: ttlGrace });
 
     // Offline: active runners without a session on a live instance, except while their own reset
     // reboots them (readiness covers that).
@@ -188,8 +165,8 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
       }
     }
 
-    const failed = Number(counts.failed);
-    const decided = failed + Number(counts.succeeded);
+    const failed = counts.failed;
+    const decided = failed + counts.succeeded;
     if (decided >= minSamples) {
       const rate = failed / decided;
       for (const level of ['warning', 'critical'] as const) {
@@ -213,13 +190,7 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
 
   /** Sends resolve notices of announced alerts that are resolved now; one instance claims each. */
   async function sendResolveNotices(): Promise<string[]> {
-    const claimed = await rowsOf(
-      db,
-      sql`update alerts set last_sent_at = now()
-          where resolved_at is not null and resolved_at > now() - make_interval(secs => ${lookback})
-            and last_sent_at is not null and last_sent_at < resolved_at
-          returning key, severity, message, runner_id, checkpoint_name`,
-    );
+    const claimed = await claimResolveNotices(db, lookback);
     for (const r of claimed) {
       track(
         delivery.deliverResolved({ key: r.key, severity: r.severity, message: resolveMessageOf(r.key, r.message), runnerId: r.runner_id, checkpointName: r.checkpoint_name }),
@@ -231,7 +202,7 @@ export function createAlertMonitor(opts: AlertMonitorOptions) {
   async function checkOnce(): Promise<CheckResult> {
     const result: CheckResult = { databaseReachable: true, active: [], raised: [], resolved: [] };
     try {
-      await db.execute(sql`select 1`);
+      await pingDb(db);
     } catch {
       result.databaseReachable = false;
       if (!databaseDown) {

@@ -1,6 +1,7 @@
 // The checkpoint statistics queries: the duration definitions shared by /stats, /metrics and the
 // dashboard, the per-day, per-runner and total aggregates of /stats (percentile_cont, alike on
-// PGlite and PostgreSQL), and /health's outcomes of the last 24 h.
+// PGlite and PostgreSQL), /health's outcomes of the last 24 h, and what the alert conditions read
+// of checkpoints (the last hour's outcomes, checkpoints past their TTL).
 import { sql } from 'drizzle-orm';
 import type { Db } from './database.js';
 import { rowsOf } from './rows.js';
@@ -89,4 +90,39 @@ export async function readDayOutcomes(db: Db): Promise<{ created: number; succee
       (select count(*) from checkpoints where ended_at > now() - interval '24 hours' and state = 'gc_reset') as gc_reset`);
   const n = (v: unknown) => Number(v ?? 0);
   return { created: n(row.created), succeeded: n(row.succeeded), failed: n(row.failed), gcReset: n(row.gc_reset) };
+}
+
+/** Checkpoints that failed, and that succeeded without failing, among the last hour's end transitions. */
+export async function readLastHourOutcomes(db: Db): Promise<{ failed: number; succeeded: number }> {
+  const [row = {}] = await rowsOf(
+    db,
+    sql`
+    with failures as (
+      select t.checkpoint_name,
+        bool_or(t.to_state in ('create_failed','needs_attention') or c.finalize_status = 'failure') as failed,
+        bool_or(t.to_state in ('deleted','reset') and c.finalize_status = 'success') as succeeded
+      from checkpoint_transitions t join checkpoints c on c.name = t.checkpoint_name
+      where t.at > now() - interval '1 hour' and t.to_state in ('deleted','reset','create_failed','needs_attention')
+      group by t.checkpoint_name
+    )
+    select
+      (select count(*) from failures where failed) as failed,
+      (select count(*) from failures where succeeded and not failed) as succeeded`,
+  );
+  return { failed: Number(row.failed ?? 0), succeeded: Number(row.succeeded ?? 0) };
+}
+
+/**
+ * Checkpoints still creating or created past their TTL (times their extensions) plus a grace,
+ * oldest first. Active checkpoints hold a claim, so this is at most one row per runner.
+ */
+export async function findOverdueCheckpoints(db: Db, opts: { ttlSeconds: number; graceSeconds: number }): Promise<Array<{ name: string; runner_id: string; age_s: number }>> {
+  return rowsOf(
+    db,
+    sql`
+    select name, runner_id, extract(epoch from (now() - created_at))::float8 as age_s from checkpoints
+    where state in ('creating','created')
+      and created_at < now() - make_interval(secs => ${opts.ttlSeconds}::float8 * (ttl_extensions + 1) + ${opts.graceSeconds})
+    order by created_at`,
+  );
 }
