@@ -13,19 +13,14 @@
 //   writer's clock and commit a moment later, and a row must not land behind the watermark.
 // Labels are backend, outcome, source and state only, each from a closed set.
 import express, { type Request, type Response, type Router } from 'express';
-import { activeStates } from '../domain/checkpoint-states.js';
-import { statesSql } from '../store/state-sql.js';
 import { sharedResult } from '../util/shared-result.js';
 import { sameSecret } from '../api/auth.js';
 import { STRICT_ROUTING } from '../api/strict-routing.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { sql } from 'drizzle-orm';
-import { endStates } from '../domain/checkpoint-states.js';
 import { readFleetCounts, RUNNER_STATES } from '../store/fleet-counts.js';
 import type { Logger } from '../logger.js';
 import type { Db } from '../store/database.js';
-import { rowsOf } from '../store/rows.js';
-import { DURATION_SQL, RESET_DONE_EVENT, type DurationKind } from '../store/checkpoint-stats.js';
+import { readEndedSince, readGaugeRow, type DurationKind } from '../store/checkpoint-stats.js';
 import { REPORTED_SOURCES, reportedSource } from '../services/stats.js';
 import { VERSION } from '../services/health.js';
 import { readMaintenance, readOrphanAudit } from '../store/settings-store.js';
@@ -68,8 +63,6 @@ const BUCKETS: Record<DurationKind, number[]> = {
   turnaround: [10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200],
 };
 
-const END_STATES_SQL = statesSql(endStates);
-const ACTIVE_STATES_SQL = statesSql(activeStates);
 
 /** Outcome label of an ended checkpoint (closed set). */
 export function outcomeOf(row: { state: string; finalize_status: string | null }): (typeof CHECKPOINT_OUTCOMES)[number] {
@@ -137,16 +130,7 @@ export function createMetrics(opts: MetricsOptions) {
 
   async function readGauges(): Promise<void> {
     const fleet = await readFleetCounts(db);
-    const [r = {}] = await rowsOf(
-      db,
-      sql`
-      select
-        (select coalesce(json_object_agg(severity, n), '{}'::json) from (select severity, count(*) as n from alerts where resolved_at is null group by severity) a) as alert_severities,
-        (select count(*) from webhook_inbox where processed_at is null and outcome is null) as inbox_pending,
-        (select count(*) from webhook_inbox where outcome = 'gave_up') as inbox_given_up,
-        (select count(*) from checkpoints where state = 'needs_attention') as needs_attention,
-        (select count(*) from checkpoints where state in (${ACTIVE_STATES_SQL})) as active`,
-    );
+    const r = await readGaugeRow(db);
     const n = (v: unknown) => Number(v ?? 0);
     const json = (v: unknown): Record<string, unknown> => (typeof v === 'string' ? JSON.parse(v) : ((v ?? {}) as Record<string, unknown>));
     for (const state of RUNNER_STATES) runnersGauge.set({ state }, fleet.states[state]);
@@ -166,24 +150,7 @@ export function createMetrics(opts: MetricsOptions) {
 
   /** Feeds histograms and counters with checkpoints that ended after the watermark; one batch. */
   async function readEnded(): Promise<void> {
-    const ended = await rowsOf<{ state: string; finalize_status: string | null } & Record<string, any>>(
-      db,
-      sql`
-      select t.id, t.at::text as at_text, c.backend, c.state, c.finalize_status, c.finalize_source,
-        ${DURATION_SQL.create} as create_s, ${DURATION_SQL.reset} as reset_s,
-        ${DURATION_SQL.readiness} as readiness_s, ${DURATION_SQL.turnaround} as turnaround_s
-      from checkpoint_transitions t
-      join checkpoints c on c.name = t.checkpoint_name
-      left join lateral (
-        select max(r.at) as reset_done_at from checkpoint_transitions r
-        where r.checkpoint_name = c.name and r.event = ${RESET_DONE_EVENT}
-      ) rd on true
-      where t.to_state in (${END_STATES_SQL})
-        and (t.at > ${watermark.at}::timestamptz or (t.at = ${watermark.at}::timestamptz and t.id > ${watermark.id}))
-        and t.at <= now() - make_interval(secs => ${settleSeconds})
-      order by t.at, t.id
-      limit ${batchSize}`,
-    );
+    const ended = await readEndedSince(db, watermark, { settleSeconds, batchSize });
     for (const row of ended) {
       const backend = backendOf(row.backend);
       checkpointsTotal.inc({ backend, outcome: outcomeOf(row) });

@@ -1,10 +1,13 @@
 // The checkpoint statistics queries: the duration definitions shared by /stats, /metrics and the
 // dashboard, the per-day, per-runner and total aggregates of /stats (percentile_cont, alike on
 // PGlite and PostgreSQL), /health's outcomes of the last 24 h, and what the alert conditions read
-// of checkpoints (the last hour's outcomes, checkpoints past their TTL).
+// of checkpoints (the last hour's outcomes, checkpoints past their TTL), and /metrics' gauges and
+// ended checkpoints.
 import { sql } from 'drizzle-orm';
+import { activeStates, endStates } from '../domain/checkpoint-states.js';
 import type { Db } from './database.js';
 import { rowsOf } from './rows.js';
+import { statesSql } from './state-sql.js';
 
 /** The transition event that ends the rollback itself; readiness checks follow it. */
 export const RESET_DONE_EVENT = 'reset_done';
@@ -124,5 +127,45 @@ export async function findOverdueCheckpoints(db: Db, opts: { ttlSeconds: number;
     where state in ('creating','created')
       and created_at < now() - make_interval(secs => ${opts.ttlSeconds}::float8 * (ttl_extensions + 1) + ${opts.graceSeconds})
     order by created_at`,
+  );
+}
+
+/** What /metrics reads besides the fleet counts: open alerts by severity, the webhook inbox, active checkpoints. */
+export async function readGaugeRow(db: Db): Promise<Record<string, any>> {
+  const [row = {}] = await rowsOf(
+    db,
+    sql`
+    select
+      (select coalesce(json_object_agg(severity, n), '{}'::json) from (select severity, count(*) as n from alerts where resolved_at is null group by severity) a) as alert_severities,
+      (select count(*) from webhook_inbox where processed_at is null and outcome is null) as inbox_pending,
+      (select count(*) from webhook_inbox where outcome = 'gave_up') as inbox_given_up,
+      (select count(*) from checkpoints where state = 'needs_attention') as needs_attention,
+      (select count(*) from checkpoints where state in (${statesSql(activeStates)})) as active`,
+  );
+  return row;
+}
+
+/**
+ * End transitions after `after` (keyset on at, id) that are `settleSeconds` old, with their
+ * checkpoint's outcome fields and durations; at most `batchSize`, oldest first.
+ */
+export async function readEndedSince(db: Db, after: { at: string; id: number }, opts: { settleSeconds: number; batchSize: number }) {
+  return rowsOf<{ state: string; finalize_status: string | null } & Record<string, any>>(
+    db,
+    sql`
+    select t.id, t.at::text as at_text, c.backend, c.state, c.finalize_status, c.finalize_source,
+      ${DURATION_SQL.create} as create_s, ${DURATION_SQL.reset} as reset_s,
+      ${DURATION_SQL.readiness} as readiness_s, ${DURATION_SQL.turnaround} as turnaround_s
+    from checkpoint_transitions t
+    join checkpoints c on c.name = t.checkpoint_name
+    left join lateral (
+      select max(r.at) as reset_done_at from checkpoint_transitions r
+      where r.checkpoint_name = c.name and r.event = ${RESET_DONE_EVENT}
+    ) rd on true
+    where t.to_state in (${statesSql(endStates)})
+      and (t.at > ${after.at}::timestamptz or (t.at = ${after.at}::timestamptz and t.id > ${after.id}))
+      and t.at <= now() - make_interval(secs => ${opts.settleSeconds})
+    order by t.at, t.id
+    limit ${opts.batchSize}`,
   );
 }
