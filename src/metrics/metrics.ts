@@ -102,7 +102,7 @@ export function createMetrics(opts: MetricsOptions) {
   const maintenanceGauge = new Gauge({ name: 'e2epool_maintenance', help: '1 while maintenance mode refuses new creates.', registers: databaseRegisters });
   const alertsGauge = new Gauge({ name: 'e2epool_alerts_open', help: 'Open alerts by severity.', labelNames: ['severity'], registers: databaseRegisters });
   const inboxPendingGauge = new Gauge({ name: 'e2epool_webhook_inbox_pending', help: 'Stored CI webhooks not yet delivered to their checkpoint.', registers: databaseRegisters });
-  const inboxGivenUpGauge = new Gauge({ name: 'e2epool_webhook_inbox_given_up', help: 'Stored CI webhooks whose delivery was given up (kept until retention).', registers: databaseRegisters });
+  const inboxGivenUpGauge = new Gauge({ name: 'e2epool_webhook_inbox_given_up', help: 'Stored CI webhooks whose delivery was given up (kept until an operator requeues or deletes them).', registers: databaseRegisters });
   // Left out of the answer until an audit ran: 0 would claim a check that never happened.
   const orphansRegistry = new Registry();
   const orphansGauge = new Gauge({ name: 'e2epool_orphan_snapshots', help: 'Orphan snapshots the last hourly audit found (left out until an audit ran).', registers: [orphansRegistry] });

@@ -3,7 +3,8 @@
 // counts and maintenance), the history behind its pictures (24 h or 7 d), one checkpoint's record,
 // and pages of job outcomes. No secret column is ever selected, and every time leaves as ISO 8601
 // with `Z`.
-import { and, asc, desc, eq, sql, type SQL } from 'drizzle-orm';
+import { rowsOf } from '../store/rows.js';
+import { and, asc, desc, eq, sql } from 'drizzle-orm';
 import { agentLastSessions, agentPresence, alerts as alertsTable, checkpointTransitions, checkpoints, controllerInstances, runners } from '../../db/schema.js';
 import type { Config } from '../config.js';
 import { phaseOf, queuedStates, rebootWindowStates, resetPathStates, type CheckpointPhase } from '../domain/checkpoint-states.js';
@@ -170,11 +171,6 @@ const downForItsReset = (c: DashboardCheckpoint | undefined) => c !== undefined 
 const isoUtc = (naive: string): string => `${naive}Z`;
 const isoOf = (d: Date | string | number | null | undefined): string | null => (d == null ? null : new Date(d).toISOString());
 const clip = (text: string | null): string | null => (text === null ? null : text.slice(0, DETAIL_MAX_CHARS));
-
-async function rowsOf(db: Db, query: SQL): Promise<any[]> {
-  const result: any = await db.execute(query);
-  return result.rows ?? result;
-}
 
 function toDashboardCheckpoint(item: CheckpointListItem, now: number, ui: { uiUrl: string; namespace: string }, stuckAfterSeconds: number): DashboardCheckpoint {
   const createdAt = isoUtc(item.created_at);
