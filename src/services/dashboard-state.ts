@@ -13,7 +13,7 @@ import { openAlerts } from '../store/alert-store.js';
 import type { MaintenanceState } from '../store/checkpoint-store.js';
 import type { Db } from '../store/database.js';
 import { statesSql } from '../store/state-sql.js';
-import { LIST_MAX_LIMIT, listCheckpoints, temporalUiLink, type CheckpointListItem } from './checkpoint-listing.js';
+import { LIST_MAX_LIMIT, listCheckpoints, temporalUiLink, type CheckpointListItem, type TransitionView } from './checkpoint-listing.js';
 import { createHealthReporter, type HealthSummary } from './health.js';
 import { DURATION_SQL, RESET_DONE_EVENT } from './stats.js';
 
@@ -537,13 +537,7 @@ const FAILED_STEP: Record<string, string> = {
   agent_unreachable: 'agent',
 };
 
-export interface CheckpointTimelineEntry {
-  seq: number;
-  from: string | null;
-  to: string;
-  event: string;
-  detail: string | null;
-  at: string;
+export interface CheckpointTimelineEntry extends TransitionView {
   /** Time spent in `to` until the next transition (or until now while it lasts); null for an end state. */
   seconds: number | null;
 }
