@@ -13,17 +13,8 @@ import type {
   RunnerPlan,
 } from '../src/store/types.js';
 
-export type {
-  AlertInput,
-  CheckpointRef,
-  ClaimInput,
-  ClaimResult,
-  ProgressInput,
-  ProgressResult,
-  ProjectedTransition,
-  ProjectionInput,
-  RunnerPlan,
-} from '../src/store/types.js';
+// The store's records are part of the activity interfaces: workflows import them from here.
+export type * from '../src/store/types.js';
 
 export interface StoreActivities {
   claimRunner(input: ClaimInput): Promise<ClaimResult>;

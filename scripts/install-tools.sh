@@ -47,44 +47,28 @@ if [ "${E2EPOOL_SKIP_NGINX:-}" != "1" ] && [ "$(uname -s)-$(uname -m)" = "Linux-
   "$NODE22/bin/node" --version >/dev/null
 fi
 
-# systemd-analyze checks the shipped units (deploy/systemd); no running systemd is needed.
-if [ "${E2EPOOL_SKIP_NGINX:-}" != "1" ] && ! command -v systemd-analyze >/dev/null 2>&1; then
+# Installs one Debian package as root with apt-get, or says which one to install.
+# usage: install_debian_package PACKAGE WHAT-FOR [apt-get install options...]
+install_debian_package() {
+  local package=$1 why=$2
+  shift 2
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "install-tools: installing Debian systemd (for systemd-analyze verify of the shipped units)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null) || {
-      echo "install-tools: could not install systemd with apt-get" >&2; exit 1; }
+    echo "install-tools: installing Debian $package ($why)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" "$package" >/dev/null) || {
+      echo "install-tools: could not install $package with apt-get" >&2; exit 1; }
   else
-    echo "install-tools: systemd-analyze is missing; install Debian's systemd package." >&2
+    echo "install-tools: install Debian's $package package ($why): sudo apt-get install $package" >&2
   fi
+}
+
+if [ "${E2EPOOL_SKIP_NGINX:-}" != "1" ]; then
+  # systemd-analyze checks the shipped units (deploy/systemd); no running systemd is needed.
+  command -v systemd-analyze >/dev/null 2>&1 || install_debian_package systemd "systemd-analyze verify of the shipped units" --no-install-recommends
+  [ -x /usr/sbin/nginx ] || install_debian_package nginx-light "the proxy configuration tests"
+  [ -x /usr/bin/docker-compose ] || install_debian_package docker-compose "to validate docker-compose.yml; no engine" --no-install-recommends
 fi
 
 # Chromium for the dashboard browser tests (Debian package; never a downloaded browser build).
-if [ "${E2EPOOL_SKIP_NGINX:-}" != "1" ] && [ ! -x /usr/sbin/nginx ]; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "install-tools: installing Debian nginx-light for the proxy configuration tests"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null) || {
-      echo "install-tools: could not install nginx-light with apt-get" >&2; exit 1; }
-  else
-    echo "install-tools: /usr/sbin/nginx is missing; install Debian's nginx-light package (sudo apt-get install nginx-light)." >&2
-  fi
-fi
-
-if [ "${E2EPOOL_SKIP_NGINX:-}" != "1" ] && [ ! -x /usr/bin/docker-compose ]; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "install-tools: installing Debian docker-compose (to validate docker-compose.yml; no engine)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null) || {
-      echo "install-tools: could not install docker-compose with apt-get" >&2; exit 1; }
-  else
-    echo "install-tools: /usr/bin/docker-compose is missing; install Debian's docker-compose package." >&2
-  fi
-fi
-
 if [ "${E2EPOOL_SKIP_CHROMIUM:-}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "install-tools: installing Debian chromium for the browser tests"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || {
-      echo "install-tools: could not install chromium with apt-get" >&2; exit 1; }
-  else
-    echo "install-tools: /usr/bin/chromium is missing; install Debian's chromium package (sudo apt-get install chromium)." >&2
-  fi
+  install_debian_package chromium "the browser tests"
 fi
