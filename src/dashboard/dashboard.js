@@ -2,6 +2,9 @@
 // The operator dashboard in the browser. Data is only ever put into the DOM as text (textContent)
 // or as SVG attributes, never as HTML; links are set only when they are http(s) or our own paths.
 // The admin token lives in sessionStorage and travels only in the Authorization header.
+// Over 400 lines on purpose: the page inlines this one script under a CSP that pins its hash, and
+// inline scripts cannot import each other, so its sections (sign-in, live updates, tables,
+// pictures, the checkpoint page, actions) share one closure, marked by `// ----` headings.
 (() => {
   const TOKEN_KEY = 'e2epool.adminToken';
   const POLL_MS = Number(document.body.dataset.pollMs) || 5000;

@@ -1,21 +1,19 @@
 // What the operator dashboard shows, read from the database: the live snapshot (runners with their
 // agent sessions, active checkpoints, pool problems kept apart from job outcomes, open alerts,
-// counts and maintenance), the history behind its pictures (24 h or 7 d), one checkpoint's record,
-// and pages of job outcomes. No secret column is ever selected, and every time leaves as ISO 8601
-// with `Z`.
+// counts and maintenance) and pages of job outcomes; the history behind its pictures is in
+// dashboard-history.ts, one checkpoint's record in dashboard-checkpoint.ts. No secret column is ever
+// selected, and every time leaves as ISO 8601 with `Z`.
 import { rowsOf } from '../store/rows.js';
 import { and, asc, desc, eq, sql } from 'drizzle-orm';
-import { agentLastSessions, agentPresence, alerts as alertsTable, checkpointTransitions, checkpoints, controllerInstances, runners } from '../../db/schema.js';
+import { agentLastSessions, agentPresence, checkpoints, controllerInstances, runners } from '../../db/schema.js';
 import type { Config } from '../config.js';
-import { phaseOf, queuedStates, rebootWindowStates, resetPathStates, type CheckpointPhase } from '../domain/checkpoint-states.js';
+import { phaseOf, rebootWindowStates, resetPathStates, type CheckpointPhase } from '../domain/checkpoint-states.js';
 import { INSTANCE_STALE_SECONDS } from '../store/agent-presence.js';
 import { openAlerts } from '../store/alert-store.js';
 import type { MaintenanceState } from '../store/checkpoint-store.js';
 import type { Db } from '../store/database.js';
-import { statesSql } from '../store/state-sql.js';
-import { LIST_MAX_LIMIT, listCheckpoints, temporalUiLink, type CheckpointListItem, type TransitionView } from './checkpoint-listing.js';
+import { LIST_MAX_LIMIT, listCheckpoints, temporalUiLink, type CheckpointListItem } from './checkpoint-listing.js';
 import { createHealthReporter, type HealthSummary } from './health.js';
-import { DURATION_SQL, RESET_DONE_EVENT } from './stats.js';
 
 export type DashboardConfig = Pick<Config, 'TEMPORAL_UI_URL' | 'TEMPORAL_NAMESPACE'>;
 
@@ -152,11 +150,10 @@ const DETAIL_MAX_CHARS = 500;
 const POOL_PROBLEMS_LIMIT = 50;
 export const JOB_OUTCOMES_PAGE = 20;
 export const JOB_OUTCOMES_MAX_PAGE = 100;
-const DEFAULT_STUCK_AFTER_SECONDS = 30 * 60;
+export const DEFAULT_STUCK_AFTER_SECONDS = 30 * 60;
 /** States that wait on something outside the pool (the job, an operator): never stuck. */
 const WAITING_STATES = new Set(['created', 'needs_attention']);
 
-const QUEUED_SQL = statesSql(queuedStates);
 const PAUSED_STATES = new Set<string>(resetPathStates);
 const REBOOT_WINDOW_STATES = new Set<string>(rebootWindowStates);
 
@@ -169,10 +166,10 @@ const downForItsReset = (c: DashboardCheckpoint | undefined) => c !== undefined 
 
 /** The listing writes naive UTC; the page gets ISO with the zone. */
 const isoUtc = (naive: string): string => `${naive}Z`;
-const isoOf = (d: Date | string | number | null | undefined): string | null => (d == null ? null : new Date(d).toISOString());
-const clip = (text: string | null): string | null => (text === null ? null : text.slice(0, DETAIL_MAX_CHARS));
+export const isoOf = (d: Date | string | number | null | undefined): string | null => (d == null ? null : new Date(d).toISOString());
+export const clip = (text: string | null): string | null => (text === null ? null : text.slice(0, DETAIL_MAX_CHARS));
 
-function toDashboardCheckpoint(item: CheckpointListItem, now: number, ui: { uiUrl: string; namespace: string }, stuckAfterSeconds: number): DashboardCheckpoint {
+export function toDashboardCheckpoint(item: CheckpointListItem, now: number, ui: { uiUrl: string; namespace: string }, stuckAfterSeconds: number): DashboardCheckpoint {
   const createdAt = isoUtc(item.created_at);
   const updatedAt = isoUtc(item.updated_at);
   const stepSeconds = Math.max(0, Math.round((now - Date.parse(updatedAt)) / 1000));
@@ -389,234 +386,3 @@ export function createDashboardStateReader(db: Db, config: DashboardConfig, opts
 }
 
 // --- history: the pictures of the last 24 h or 7 d ---------------------------------------------
-
-export const HISTORY_RANGES = {
-  '24h': { hours: 24, bucketSeconds: 3600, queueStepSeconds: 15 * 60 },
-  '7d': { hours: 7 * 24, bucketSeconds: 6 * 3600, queueStepSeconds: 3600 },
-} as const;
-export type HistoryRange = keyof typeof HISTORY_RANGES;
-export const isHistoryRange = (v: unknown): v is HistoryRange => typeof v === 'string' && Object.hasOwn(HISTORY_RANGES, v);
-
-export const OUTCOME_KINDS = ['ok', 'job_failed', 'gc_reset', 'pool_problem', 'released'] as const;
-export type OutcomeKind = (typeof OUTCOME_KINDS)[number];
-
-export interface DurationPoint {
-  p50: number | null;
-  p95: number | null;
-  count: number;
-}
-
-export interface DashboardHistory {
-  range: HistoryRange;
-  from: string;
-  to: string;
-  bucketSeconds: number;
-  /** Per bucket: checkpoints that ended, by outcome, and entries into needs attention (pool_problem). */
-  checkpoints: Array<{ at: string } & Record<OutcomeKind, number>>;
-  /** Per bucket, over the checkpoints that ended in it (seconds). */
-  durations: Array<{ at: string; reset: DurationPoint; readiness: DurationPoint; turnaround: DurationPoint }>;
-  /**
-   * Queue depth, derived from the transition log: per step of `stepSeconds` (from `from`), the most
-   * checkpoints that waited for finalize work at the same time, so a wait of seconds still shows.
-   */
-  queue: { stepSeconds: number; points: Array<{ at: string; depth: number }> };
-}
-
-const round1 = (v: unknown): number | null => (v == null ? null : Math.round(Number(v) * 10) / 10);
-
-export async function readDashboardHistory(db: Db, range: HistoryRange, nowMs = Date.now()): Promise<DashboardHistory> {
-  const spec = HISTORY_RANGES[range];
-  const bucketMs = spec.bucketSeconds * 1000;
-  const buckets = Math.round((spec.hours * 3600) / spec.bucketSeconds);
-  // Buckets on whole hours (UTC); the last one is the current, partial one.
-  const fromMs = Math.floor(nowMs / bucketMs) * bucketMs - (buckets - 1) * bucketMs;
-  const from = new Date(fromMs).toISOString();
-  const bucketOf = (column: string) => sql.raw(`floor((extract(epoch from ${column}) * 1000 - ${fromMs}) / ${bucketMs})::int`);
-
-  const lastStep = Math.floor((nowMs - fromMs) / (spec.queueStepSeconds * 1000));
-  const [outcomeRows, durationRows, queueRows] = await Promise.all([
-    rowsOf(db, sql`
-      select i, outcome, count(*)::int as n from (
-        select ${bucketOf('ended_at')} as i,
-          case when state in ('create_failed') then 'pool_problem' when state = 'released' then 'released' when state = 'gc_reset' then 'gc_reset'
-               when finalize_status = 'success' then 'ok' else 'job_failed' end as outcome
-        from checkpoints where ended_at >= ${from}::timestamptz
-        union all
-        select ${bucketOf('at')} as i, 'pool_problem' as outcome
-        from checkpoint_transitions where to_state = 'needs_attention' and at >= ${from}::timestamptz
-      ) e where i >= 0 group by i, outcome`),
-    rowsOf(db, sql`
-      select i, count(reset_s)::int as reset_n, percentile_cont(0.5) within group (order by reset_s) as reset_p50, percentile_cont(0.95) within group (order by reset_s) as reset_p95,
-        count(readiness_s)::int as readiness_n, percentile_cont(0.5) within group (order by readiness_s) as readiness_p50, percentile_cont(0.95) within group (order by readiness_s) as readiness_p95,
-        count(turnaround_s)::int as turnaround_n, percentile_cont(0.5) within group (order by turnaround_s) as turnaround_p50, percentile_cont(0.95) within group (order by turnaround_s) as turnaround_p95
-      from (
-        select ${bucketOf('c.ended_at')} as i, ${DURATION_SQL.reset} as reset_s, ${DURATION_SQL.readiness} as readiness_s, ${DURATION_SQL.turnaround} as turnaround_s
-        from checkpoints c
-        left join lateral (
-          select max(r.at) as reset_done_at from checkpoint_transitions r where r.checkpoint_name = c.name and r.event = ${RESET_DONE_EVENT}
-        ) rd on true
-        where c.ended_at >= ${from}::timestamptz
-      ) d where i >= 0 group by i`),
-    rowsOf(db, sql`
-      with spans as (
-        select t.to_state, t.at, lead(t.at) over (partition by t.checkpoint_name order by t.seq, t.id) as until
-        from checkpoint_transitions t
-        where t.checkpoint_name in (select name from checkpoints where ended_at is null or ended_at >= ${from}::timestamptz)
-      ), queued as (
-        select at, until from spans where to_state in (${QUEUED_SQL}) and (until is null or until > ${from}::timestamptz)
-      ), events as (
-        -- +1 when a checkpoint starts waiting, -1 when it stops, 0 at the start of every step.
-        select at as t, 1 as d from queued where at >= ${from}::timestamptz
-        union all
-        select until as t, -1 as d from queued where until is not null
-        union all
-        select ${from}::timestamptz + make_interval(secs => s.i * ${spec.queueStepSeconds}) as t, 0 as d
-        from generate_series(0, ${lastStep}) as s(i)
-      ), running as (
-        -- Ends before starts at the same instant: a move from one waiting state to another is one.
-        select floor((extract(epoch from t) * 1000 - ${fromMs}) / ${spec.queueStepSeconds * 1000})::int as i,
-          (select count(*) from queued where at < ${from}::timestamptz) + sum(d) over (order by t, d rows between unbounded preceding and current row) as depth
-        from events
-      )
-      select i, max(depth)::int as depth from running where i <= ${lastStep} group by i order by i`),
-  ]);
-
-  const at = (i: number) => new Date(fromMs + i * bucketMs).toISOString();
-  const checkpointsPerBucket = Array.from({ length: buckets }, (_, i) => ({ at: at(i), ok: 0, job_failed: 0, gc_reset: 0, pool_problem: 0, released: 0 }));
-  for (const r of outcomeRows) {
-    const bucket = checkpointsPerBucket[Number(r.i)];
-    if (bucket && (OUTCOME_KINDS as readonly string[]).includes(r.outcome)) bucket[r.outcome as OutcomeKind] += Number(r.n);
-  }
-  const empty = (): DurationPoint => ({ p50: null, p95: null, count: 0 });
-  const durations = Array.from({ length: buckets }, (_, i) => ({ at: at(i), reset: empty(), readiness: empty(), turnaround: empty() }));
-  for (const r of durationRows) {
-    const bucket = durations[Number(r.i)];
-    if (!bucket) continue;
-    for (const kind of ['reset', 'readiness', 'turnaround'] as const) {
-      bucket[kind] = { p50: round1(r[`${kind}_p50`]), p95: round1(r[`${kind}_p95`]), count: Number(r[`${kind}_n`] ?? 0) };
-    }
-  }
-  return {
-    range,
-    from,
-    to: new Date(nowMs).toISOString(),
-    bucketSeconds: spec.bucketSeconds,
-    checkpoints: checkpointsPerBucket,
-    durations,
-    queue: {
-      stepSeconds: spec.queueStepSeconds,
-      points: queueRows.map((r) => ({ at: new Date(fromMs + Number(r.i) * spec.queueStepSeconds * 1000).toISOString(), depth: Number(r.depth) })),
-    },
-  };
-}
-
-// --- one checkpoint: its timeline, command results, alerts and the actions it allows ----------
-
-/** Transition events that report the result of an agent command or a backend step. */
-const STEP_RESULTS: Record<string, { step: string; ok: boolean }> = {
-  snapshot_taken: { step: 'snapshot', ok: true },
-  create_failed: { step: 'snapshot', ok: false },
-  cleanup_done: { step: 'cleanup', ok: true },
-  cleanup_failed: { step: 'cleanup', ok: false },
-  paused: { step: 'pause', ok: true },
-  idle_confirmed: { step: 'idle check', ok: true },
-  reset_done: { step: 'reset', ok: true },
-  ready: { step: 'readiness', ok: true },
-  unpaused: { step: 'unpause', ok: true },
-  step_failed: { step: 'step', ok: false },
-};
-/** Which step a needs-attention reason names. */
-const FAILED_STEP: Record<string, string> = {
-  pause_failed: 'pause',
-  runner_busy: 'idle check',
-  reset_failed: 'reset',
-  readiness_timeout: 'readiness',
-  snapshot_delete_failed: 'snapshot delete',
-  command_not_declared: 'agent command',
-  command_outcome_unknown: 'reset',
-  agent_unreachable: 'agent',
-};
-
-export interface CheckpointTimelineEntry extends TransitionView {
-  /** Time spent in `to` until the next transition (or until now while it lasts); null for an end state. */
-  seconds: number | null;
-}
-
-export interface DashboardCheckpointDetail {
-  generatedAt: string;
-  checkpoint: DashboardCheckpoint & {
-    backend: string;
-    caller: string | null;
-    vmid: number | null;
-    ttlExtensions: number;
-    finalizedAt: string | null;
-    createdDoneAt: string | null;
-    resetStartedAt: string | null;
-    readyAt: string | null;
-  };
-  timeline: CheckpointTimelineEntry[];
-  /** Agent commands and backend steps as the workflow recorded them (output redacted and truncated). */
-  commandResults: Array<{ seq: number; at: string; step: string; ok: boolean; detail: string | null }>;
-  alerts: Array<{ key: string; severity: string; message: string; openedAt: string; resolvedAt: string | null }>;
-  actions: { retryReset: boolean; release: boolean };
-  temporalUrl: string;
-}
-
-export async function readCheckpointDetail(db: Db, config: DashboardConfig, name: string, opts: DashboardReaderOptions = {}): Promise<DashboardCheckpointDetail | null> {
-  const [row] = await db.select().from(checkpoints).where(eq(checkpoints.name, name)).limit(1);
-  if (!row) return null;
-  const now = Date.now();
-  const ui = { uiUrl: config.TEMPORAL_UI_URL, namespace: config.TEMPORAL_NAMESPACE };
-  const [log, alertRows] = await Promise.all([
-    db.select().from(checkpointTransitions).where(eq(checkpointTransitions.checkpointName, name)).orderBy(asc(checkpointTransitions.seq), asc(checkpointTransitions.id)),
-    db.select().from(alertsTable).where(eq(alertsTable.checkpointName, name)).orderBy(desc(alertsTable.id)).limit(50),
-  ]);
-  const naive = (d: Date | null) => (d ? d.toISOString().replace(/Z$/, '') : null);
-  const base = toDashboardCheckpoint(
-    {
-      name: row.name, runner_id: row.runnerId, job_id: row.jobId, project_id: row.projectId, backend: row.backend, caller: row.caller, state: row.state,
-      finalize_status: row.finalizeStatus, finalize_source: row.finalizeSource, needs_attention_reason: row.needsAttentionReason, detail: row.detail,
-      ttl_extensions: row.ttlExtensions, created_at: naive(row.createdAt)!, updated_at: naive(row.updatedAt)!, ended_at: naive(row.endedAt), finalized_at: naive(row.finalizeQueuedAt),
-    },
-    now,
-    ui,
-    opts.stuckAfterSeconds ?? DEFAULT_STUCK_AFTER_SECONDS,
-  );
-  const timeline = log.map((t, i): CheckpointTimelineEntry => {
-    const next = log[i + 1];
-    const until = next ? next.at.getTime() : row.endedAt ? null : now;
-    return { seq: t.seq, from: t.fromState, to: t.toState, event: t.event, detail: clip(t.detail), at: t.at.toISOString(), seconds: until === null ? null : Math.max(0, Math.round((until - t.at.getTime()) / 100) / 10) };
-  });
-  const commandResults = log.flatMap((t) => {
-    const known = STEP_RESULTS[t.event];
-    if (!known) return [];
-    const step = t.event === 'step_failed' ? (failedStepOf(t.detail) ?? FAILED_STEP[row.needsAttentionReason ?? ''] ?? 'step') : known.step;
-    return [{ seq: t.seq, at: t.at.toISOString(), step, ok: known.ok, detail: clip(t.detail) }];
-  });
-  const needsAttention = row.state === 'needs_attention';
-  return {
-    generatedAt: new Date(now).toISOString(),
-    checkpoint: {
-      ...base,
-      backend: row.backend,
-      caller: row.caller,
-      vmid: row.vmid,
-      ttlExtensions: row.ttlExtensions,
-      finalizedAt: isoOf(row.finalizeQueuedAt),
-      createdDoneAt: isoOf(row.createdDoneAt),
-      resetStartedAt: isoOf(row.resetStartedAt),
-      readyAt: isoOf(row.readyAt),
-    },
-    timeline,
-    commandResults,
-    alerts: alertRows.map((a) => ({ key: a.key, severity: a.severity, message: a.message, openedAt: a.openedAt.toISOString(), resolvedAt: isoOf(a.resolvedAt) })),
-    actions: { retryReset: needsAttention, release: needsAttention },
-    temporalUrl: base.temporalUrl,
-  };
-}
-
-/** The step a failure detail names ("pause_runner command: …", "readiness command …"), if any. */
-function failedStepOf(detail: string | null): string | undefined {
-  const m = /^(?:the agent does not declare a )?(pause_runner|cleanup|reset|readiness|snapshot)\b/i.exec(detail ?? '');
-  return m ? m[1]!.replace('pause_runner', 'pause').toLowerCase() : undefined;
-}

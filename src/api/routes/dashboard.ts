@@ -14,12 +14,11 @@ import {
   JOB_OUTCOMES_PAGE,
   createDashboardStateReader,
   decodeJobCursor,
-  isHistoryRange,
-  readCheckpointDetail,
-  readDashboardHistory,
   readJobOutcomes,
   type DashboardState,
 } from '../../services/dashboard-state.js';
+import { isHistoryRange, readDashboardHistory } from '../../services/dashboard-history.js';
+import { readCheckpointDetail } from '../../services/dashboard-checkpoint.js';
 import type { Db } from '../../store/database.js';
 import { requireAdminToken } from '../auth.js';
 import { validationFailed } from '../errors.js';
