@@ -1,7 +1,7 @@
 // Writes docs/inventory.md from the inventory's zod schema (src/inventory/runner-config.ts): every
 // runner key per backend, with its type, whether it is required, its default and its description.
 // The defaults are read from the code that applies them (toRunnerConfig), never typed in here.
-// Run: npm run docs:inventory (test/unit/inventory-docs.test.ts fails when the
+// Run: npm run docs:inventory (test/docs/inventory-docs.test.ts fails when the
 // committed file differs from what this renders).
 import { realpathSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -2,7 +2,8 @@
 // with presence in PGlite: routes with legacy/declared/age, epoch checks, results and failures,
 // legacy exec with the inventory's commands, and heartbeats while a command runs.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { createGatewayActivities } from '../../activities/index.js';
 import { createRouteActivities } from '../../activities/routes.js';
@@ -10,17 +11,22 @@ import type { AgentActivities, AgentCommandInput, RouteActivities } from '../../
 import { markInstanceDraining } from '../../src/gateway/index.js';
 import type { RunnerRegistry } from '../../src/inventory/registry.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
-import { captureLogger, failureOf, newRegistry, runActivity, until } from './activities-harness.js';
-import { startGateway, TestAgent, TOKENS, type Frame, type GatewayHarness } from './gateway-harness.js';
+import { failureOf, newRegistry, runActivity } from '../helpers/activities-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { startGateway, TestAgent, TOKENS, type Frame, type GatewayHarness } from '../helpers/gateway-harness.js';
+import { captureLogs } from '../helpers/log-capture.js';
+
+/** How these tests poll for a route: up to 5 s, every 5 ms. */
+const POLL = { timeoutMs: 5000, intervalMs: 5 };
 
 let database: TestDatabase;
 let registry: RunnerRegistry;
 let h: GatewayHarness;
 let agentActs: AgentActivities;
 let routes: RouteActivities;
-const log = captureLogger();
+const log = captureLogs();
 
-before(async () => {
+beforeAll(async () => {
   database = await createPgliteDatabase();
   registry = newRegistry(database.db);
   // The inventory's commands for legacy agents; the gateway authenticates with the harness tokens.
@@ -32,7 +38,7 @@ before(async () => {
   routes = createRouteActivities({ db: database.db });
 });
 
-after(async () => {
+afterAll(async () => {
   await h?.close();
   await database?.drop();
 });
@@ -59,19 +65,23 @@ describe('resolveAgentRoute', () => {
   it('null without a session; legacy and current sessions with their commands and age; draining or silent instances are not routes', async () => {
     assert.equal(await routeOf('r1'), null);
     const legacy = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
-    const legacyRoute = await until(() => routeOf('r1'));
+    const legacyRoute = await eventually('a route to r1', () => routeOf('r1'), POLL);
     assert.equal(legacyRoute.instanceId, h.instanceId);
     assert.equal(legacyRoute.legacy, true);
     assert.equal(legacyRoute.declaredCommands, null);
     assert.ok(legacyRoute.connectedForSeconds >= 0 && legacyRoute.connectedForSeconds < 5);
     await legacy.close();
-    await until(async () => (await routeOf('r1')) === null);
+    await eventually('r1 to have no route', async () => (await routeOf('r1')) === null, POLL);
 
     const current = await currentAgent('r1', ['reset', 'readiness']);
-    const route = await until(async () => {
-      const r = await routeOf('r1');
-      return r && !r.legacy ? r : null;
-    });
+    const route = await eventually(
+      'a current (non-legacy) route to r1',
+      async () => {
+        const r = await routeOf('r1');
+        return r && !r.legacy ? r : null;
+      },
+      POLL,
+    );
     assert.deepEqual(route.declaredCommands, ['reset', 'readiness']);
     assert.ok(route.sessionEpoch > legacyRoute.sessionEpoch, 'a new session has a higher epoch');
     // The age comes from the database clock.
@@ -89,12 +99,16 @@ describe('resolveAgentRoute', () => {
 describe('runAgentCommand', () => {
   it('current session: runs by name; exit 0 is ok, a failing exit is an answer with redacted output', async () => {
     const agent = await currentAgent('r1', ['reset', 'readiness']);
-    const route = (await until(async () => {
-      const r = await routeOf('r1');
-      return r && !r.legacy ? r : null;
-    }));
+    const route = await eventually(
+      'a current (non-legacy) route to r1',
+      async () => {
+        const r = await routeOf('r1');
+        return r && !r.legacy ? r : null;
+      },
+      POLL,
+    );
     agent.onCommand = async (f) => {
-      await new Promise((r) => setTimeout(r, 150));
+      await sleep(150);
       return reply(f, 0, 'clean\n');
     };
     const run = runActivity(agentActs.runAgentCommand, [command('r1', 'reset', route.sessionEpoch)]);
@@ -133,10 +147,14 @@ describe('runAgentCommand', () => {
 
   it('a session lost while the command runs is agent_not_connected (the workflow re-routes)', async () => {
     const agent = await currentAgent('r2', ['reset']);
-    const route = (await until(async () => {
-      const r = await routeOf('r2');
-      return r && !r.legacy ? r : null;
-    }));
+    const route = await eventually(
+      'a current (non-legacy) route to r2',
+      async () => {
+        const r = await routeOf('r2');
+        return r && !r.legacy ? r : null;
+      },
+      POLL,
+    );
     agent.onCommand = () => {
       agent.ws.terminate(); // the host reboots mid-command
       return undefined;
@@ -147,10 +165,14 @@ describe('runAgentCommand', () => {
 
   it('legacy session: exec with the inventory command; pause_runner has none and is not declared', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
-    const route = (await until(async () => {
-      const r = await routeOf('r1');
-      return r && r.legacy ? r : null;
-    }));
+    const route = await eventually(
+      'a legacy route to r1',
+      async () => {
+        const r = await routeOf('r1');
+        return r && r.legacy ? r : null;
+      },
+      POLL,
+    );
     agent.onCommand = (f) => reply(f, 0, `ran ${f.payload.cmd}`);
     const reset = await runActivity(agentActs.runAgentCommand, [command('r1', 'reset', route.sessionEpoch, 60)]).result;
     assert.equal(reset.ok, true);
@@ -167,7 +189,7 @@ describe('runAgentCommand', () => {
 
   it('a draining instance is no route', async () => {
     const agent = await currentAgent('r2', ['reset']);
-    await until(() => routeOf('r2'));
+    await eventually('a route to r2', () => routeOf('r2'), POLL);
     await markInstanceDraining(database.db, h.instanceId);
     assert.equal(await routeOf('r2'), null);
     await agent.close();

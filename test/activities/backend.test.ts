@@ -2,7 +2,7 @@
 // HTTPS, failures mapped to Temporal failures, retries that re-attach, and per-node caps held in
 // PostgreSQL across two instances.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import { createBackendActivities, proxmoxBaseUrl, type BackendDeps } from '../../activities/backend.js';
@@ -13,12 +13,14 @@ import { E2epoolError } from '../../src/domain/errors.js';
 import type { RunnerRegistry } from '../../src/inventory/registry.js';
 import { startProxmoxSimulator, type ProxmoxSimulator } from '../../sim/proxmox/index.js';
 import { createPgliteDatabase, createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
-import { captureLogger, createProxmoxRunner, failureOf, newRegistry, runActivity, until } from './activities-harness.js';
+import { createProxmoxRunner, failureOf, newRegistry, runActivity } from '../helpers/activities-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 let sim: ProxmoxSimulator;
 let database: TestDatabase;
 let registry: RunnerRegistry;
-const log = captureLogger();
+const log = captureLogs();
 
 function backend(overrides: Partial<BackendDeps> = {}): BackendActivities {
   return withFailureMapping(
@@ -36,7 +38,7 @@ function backend(overrides: Partial<BackendDeps> = {}): BackendActivities {
 
 const ref = (runnerId: string, name = 'job-1-1700000000-abcd0001') => ({ name, runnerId });
 
-before(async () => {
+beforeAll(async () => {
   sim = await startProxmoxSimulator({
     https: true,
     vms: [
@@ -51,7 +53,7 @@ before(async () => {
   await registry.createRunner({ runner_id: 'metal-1', backend: 'bare_metal', reset_cmd: '/usr/local/bin/reset' });
 });
 
-after(async () => {
+afterAll(async () => {
   await sim?.stop();
   await database?.drop();
 });
@@ -225,7 +227,7 @@ describe('per-node caps across instances (PostgreSQL)', () => {
   let pgRegistry: RunnerRegistry;
   let capSim: ProxmoxSimulator;
 
-  before(async () => {
+  beforeAll(async () => {
     pg = await createPostgresDatabase();
     pgRegistry = newRegistry(pg.db);
     capSim = await startProxmoxSimulator({
@@ -234,7 +236,7 @@ describe('per-node caps across instances (PostgreSQL)', () => {
     for (const vmid of [101, 102, 103, 104, 105]) await createProxmoxRunner(pgRegistry, capSim, { runner_id: `cap-${vmid}`, proxmox_vmid: vmid });
     await createProxmoxRunner(pgRegistry, capSim, { runner_id: 'cap-201', proxmox_node: 'pve2', proxmox_vmid: 201 });
   });
-  after(async () => {
+  afterAll(async () => {
     await capSim?.stop();
     await pg?.drop();
   });
@@ -298,7 +300,7 @@ describe('per-node caps across instances (PostgreSQL)', () => {
     await pg.db.insert(nodeLeases).values({ nodeKey, holder: 'dead-instance:live', expiresAt: sql`now() + interval '400 milliseconds'` });
     const started = Date.now();
     const blocked = runActivity(a.takeSnapshot, [ref('cap-102', 'job-22-1700000000-cafe0012')]);
-    await until(() => blocked.heartbeats.length > 0, 2000);
+    await eventually('a heartbeat of the blocked takeSnapshot', () => blocked.heartbeats.length > 0, { timeoutMs: 2000, intervalMs: 5 });
     assert.equal(capSim.callsTo('snapshot-create', 102).length, 0, 'nothing posted while the node is full');
     await blocked.result;
     assert.ok(Date.now() - started >= 300, 'waited for the lease to expire');
@@ -312,7 +314,7 @@ describe('per-node caps across instances (PostgreSQL)', () => {
     const other = instance('inst-b', 1);
     capSim.inject({ type: 'slow', op: 'snapshot-create', vmid: 103, durationMs: 900, times: 1 });
     const first = runActivity(slowHolder.takeSnapshot, [ref('cap-103', 'job-31-1700000000-cafe0021')]);
-    await until(() => capSim.callsTo('snapshot-create', 103).length === 1);
+    await eventually('the snapshot-create call for VM 103', () => capSim.callsTo('snapshot-create', 103).length === 1, { timeoutMs: 5000, intervalMs: 5 });
     const second = runActivity(other.takeSnapshot, [ref('cap-104', 'job-32-1700000000-cafe0022')]);
     await sleep(600); // two lease lifetimes
     assert.equal(capSim.callsTo('snapshot-create', 104).length, 0, 'the renewed lease still blocks the other instance');

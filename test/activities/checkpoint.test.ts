@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { asc, eq } from 'drizzle-orm';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -21,36 +21,20 @@ import { checkpointV2Workflow } from '../../workflows/checkpoint/workflow.js';
 import { checkpointQuery, createUpdate, finalizeSignal, type CheckpointTimings } from '../../workflows/messages.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
 import { bundleWorkflowsOnce, startTimeSkippingEnv } from '../helpers/temporal.js';
-import { captureLogger, createProxmoxRunner, newRegistry, until } from './activities-harness.js';
-import { TestAgent, type Frame } from './gateway-harness.js';
+import { createProxmoxRunner, newRegistry } from '../helpers/activities-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { TestAgent, type Frame } from '../helpers/gateway-harness.js';
+import { realClockTimings } from '../helpers/timings.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 const GITLAB_TOKEN = 'glpat-checkpoint-Secret9';
 const INSTANCE_ID = 'itest-instance';
+/** How long and how often the tests poll the workflow's state: up to 60 s, every 100 ms. */
+const WORKFLOW_POLL = { timeoutMs: 60_000, intervalMs: 100 };
 
 // Real seconds: time skipping stays locked (we never wait on the result while it runs), so the
 // real activities are never overtaken by skipped time.
-const timings: CheckpointTimings = {
-  createAcceptWindowSeconds: 60,
-  createWaitForCleanupSeconds: 5,
-  cooldownSeconds: 0,
-  ttlSeconds: 3600,
-  maxTtlSeconds: 86400,
-  pollerEnabled: false,
-  pollerIntervalSeconds: 20,
-  pollerMinAgeSeconds: 120,
-  readinessTimeoutSeconds: 30,
-  readinessPollIntervalSeconds: 1,
-  readinessStableSeconds: 0,
-  resetSettleSeconds: 1,
-  ownJobGraceSeconds: 30,
-  foreignJobGraceSeconds: 30,
-  idlePollSeconds: 1,
-  pauseBudgetSeconds: 30,
-  unpauseAlertAfterSeconds: 600,
-  agentRouteAttempts: 3,
-  commandTimeoutSeconds: 10,
-  backendStepTimeoutSeconds: 30,
-};
+const timings: CheckpointTimings = { ...realClockTimings, createAcceptWindowSeconds: 60, commandTimeoutSeconds: 10 };
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -61,9 +45,9 @@ let gitlab: GitlabSimulator;
 let gateway: AgentGateway;
 let server: http.Server;
 let wsUrl: string;
-const log = captureLogger('info');
+const log = captureLogs('info');
 
-before(async () => {
+beforeAll(async () => {
   [env, bundle, database, proxmox, gitlab] = await Promise.all([
     startTimeSkippingEnv(),
     bundleWorkflowsOnce(),
@@ -96,7 +80,7 @@ before(async () => {
   await gateway.registerInstance();
 });
 
-after(async () => {
+afterAll(async () => {
   await gateway?.close();
   server?.closeAllConnections();
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
@@ -208,7 +192,7 @@ describe('checkpoint workflow with the real activities', { timeout: 120_000 }, (
       proxmox.inject({ type: 'slow', op: 'snapshot-rollback', durationMs: 6000, times: 1 });
       await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
       // Wait in real time (a query does not unlock time skipping), then read the result.
-      await until(async () => (await handle.query(checkpointQuery)).state === 'reset', 60_000, 100);
+      await eventually('the checkpoint to be reset', async () => (await handle.query(checkpointQuery)).state === 'reset', WORKFLOW_POLL);
       assert.equal(await handle.result(), 'reset');
       const events = (await handle.fetchHistory()).events ?? [];
       const rollbackScheduled = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'rollbackVm');
@@ -285,10 +269,14 @@ describe('checkpoint workflow with the real activities', { timeout: 120_000 }, (
       // Every rollback task of this VM fails (the activity's attempts run out), like a broken storage.
       proxmox.inject({ type: 'task-fail', op: 'snapshot-rollback', vmid: 102, exitstatus: 'zfs error: dataset is busy', times: 10 });
       await handle.signal(finalizeSignal, { status: 'failure', source: 'hook' });
-      const q = await until(async () => {
-        const state = await handle.query(checkpointQuery);
-        return state.state === 'needs_attention' ? state : null;
-      }, 60_000, 100);
+      const q = await eventually(
+        'the checkpoint to be needs_attention',
+        async () => {
+          const state = await handle.query(checkpointQuery);
+          return state.state === 'needs_attention' ? state : null;
+        },
+        WORKFLOW_POLL,
+      );
       assert.equal(q.needsAttention?.reason, 'reset_failed');
       assert.match(q.needsAttention!.detail, /dataset is busy/);
       assert.equal(gitlab.api.getRunner(8).paused, true, 'a dirty runner is never unpaused');
@@ -299,7 +287,7 @@ describe('checkpoint workflow with the real activities', { timeout: 120_000 }, (
       // The operator fixes the storage and retries.
       proxmox.faults.clear();
       await handle.signal('retryReset', { actor: 'ops' });
-      await until(async () => (await handle.query(checkpointQuery)).state === 'reset', 60_000, 100);
+      await eventually('the checkpoint to be reset', async () => (await handle.query(checkpointQuery)).state === 'reset', WORKFLOW_POLL);
       assert.equal(await handle.result(), 'reset');
     };
     try {

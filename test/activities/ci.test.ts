@@ -2,7 +2,7 @@
 // unpause, running jobs (errors are "unknown"), job observations for every outcome, and the
 // heartbeating watch that survives GitLab failures.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledFailure } from '@temporalio/common';
 import { createCiActivities } from '../../activities/ci.js';
@@ -11,7 +11,9 @@ import type { CiActivities } from '../../activities/types.js';
 import type { RunnerRegistry } from '../../src/inventory/registry.js';
 import { startGitlabSimulator, type GitlabSimulator } from '../../sim/gitlab/index.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
-import { captureLogger, failureOf, newRegistry, runActivity, until } from './activities-harness.js';
+import { failureOf, newRegistry, runActivity } from '../helpers/activities-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 const GLOBAL_TOKEN = 'glpat-global-Secret1';
 const RUNNER_TOKEN = 'glpat-runner-Secret2';
@@ -21,7 +23,7 @@ let other: GitlabSimulator;
 let database: TestDatabase;
 let registry: RunnerRegistry;
 let ci: CiActivities;
-const log = captureLogger();
+const log = captureLogs();
 let projectId: number;
 
 function activities(config: { gitlabUrl?: string; gitlabToken?: string } = { gitlabUrl: sim.url, gitlabToken: GLOBAL_TOKEN }): CiActivities {
@@ -30,7 +32,7 @@ function activities(config: { gitlabUrl?: string; gitlabToken?: string } = { git
 
 const ref = (runnerId: string) => ({ runnerId, name: 'job-1-1700000000-abcd0001' });
 
-before(async () => {
+beforeAll(async () => {
   sim = await startGitlabSimulator({ tokens: [GLOBAL_TOKEN], seed: { runners: [{ id: 7, contacted: true }, { id: 8, contacted: true }] } });
   // A second GitLab only the per-runner override points at.
   other = await startGitlabSimulator({ tokens: [RUNNER_TOKEN] });
@@ -46,7 +48,7 @@ before(async () => {
   ci = activities();
 });
 
-after(async () => {
+afterAll(async () => {
   await sim?.stop();
   await other?.stop();
   await database?.drop();
@@ -160,7 +162,7 @@ describe('watchJob', () => {
     sim.api.injectFault('getJob', { kind: 'status', status: 502, times: 2 });
     sim.api.injectFault('getJob', { kind: 'disconnect', times: 1 });
     const watch = runActivity(ci.watchJob, [{ ...ref('gl-7'), jobId: String(job.id), projectId: String(projectId), intervalSeconds: 0.02 }]);
-    await until(() => sim.api.calls({ endpoint: 'getJob' }).filter((c) => c.status === 200).length >= 2, 5000);
+    await eventually('two successful getJob calls', () => sim.api.calls({ endpoint: 'getJob' }).filter((c) => c.status === 200).length >= 2, { timeoutMs: 5000, intervalMs: 5 });
     assert.ok(watch.heartbeats.length >= 4, `a heartbeat per tick: ${watch.heartbeats.length}`);
     sim.api.setJobStatus(job.id, 'failed');
     assert.deepEqual(await watch.result, { outcome: 'failure' });
@@ -170,7 +172,7 @@ describe('watchJob', () => {
   it('is cancellable while it sleeps between polls', async () => {
     const job = sim.api.createJob({ projectId, runnerId: 7, status: 'running' });
     const watch = runActivity(ci.watchJob, [{ ...ref('gl-7'), jobId: String(job.id), projectId: String(projectId), intervalSeconds: 30 }]);
-    await until(() => watch.heartbeats.length >= 1);
+    await eventually('a first heartbeat of watchJob', () => watch.heartbeats.length >= 1, { timeoutMs: 5000, intervalMs: 5 });
     await sleep(20);
     watch.env.cancel();
     await assert.rejects(watch.result, (err: unknown) => err instanceof CancelledFailure || (err as Error).name === 'CancelledFailure' || /cancel/i.test(String(err)));

@@ -4,7 +4,7 @@
 // nothing is deleted, the runner that cannot be listed (error code only), and the alert's raise,
 // keep and resolve.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -15,8 +15,9 @@ import type { RunnerRegistry } from '../../src/inventory/registry.js';
 import { defaultSimToken, startProxmoxSimulator, type ProxmoxSimulator } from '../../sim/proxmox/index.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
 import { bundleWorkflowsOnce, startDevServerEnv } from '../helpers/temporal.js';
-import { createProxmoxRunner, newRegistry } from './activities-harness.js';
-import { insertCheckpoint, memoryLogger, serve, type TestServer } from './observability-fixtures.js';
+import { createProxmoxRunner, newRegistry } from '../helpers/activities-harness.js';
+import { insertCheckpoint, serve, type TestServer } from '../helpers/observability-fixtures.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 const ADMIN = 'orphan-admin-token';
 const WRONG_SECRET = 'not-the-proxmox-secret-123';
@@ -27,7 +28,7 @@ function putSnapshot(sim: ProxmoxSimulator, vmid: number, name: string): void {
 }
 const snapshotNames = (sim: ProxmoxSimulator, vmid: number) => [...sim.state.vm(vmid).snapshots.keys()].sort();
 
-void describe('orphan snapshot audit', { timeout: 120_000 }, () => {
+describe('orphan snapshot audit', { timeout: 120_000 }, () => {
   let env: TestWorkflowEnvironment;
   let database: TestDatabase;
   let sim: ProxmoxSimulator;
@@ -36,9 +37,9 @@ void describe('orphan snapshot audit', { timeout: 120_000 }, () => {
   let running: Promise<void>;
   let server: TestServer;
   const taskQueue = `orphans-${randomBytes(4).toString('hex')}`;
-  const { logger, lines } = memoryLogger();
+  const { logger, records } = captureLogs();
 
-  before(async () => {
+  beforeAll(async () => {
     [env, database, sim] = await Promise.all([
       startDevServerEnv(),
       createPgliteDatabase(),
@@ -72,7 +73,7 @@ void describe('orphan snapshot audit', { timeout: 120_000 }, () => {
     server = await serve(createHousekeepingRouter({ client: env.client, taskQueue, retentionDays: 90, adminToken: ADMIN, runTimeoutMs: 60_000 }));
   });
 
-  after(async () => {
+  afterAll(async () => {
     await server?.close();
     if (worker) {
       worker.shutdown();
@@ -114,7 +115,7 @@ void describe('orphan snapshot audit', { timeout: 120_000 }, () => {
     const alerts = await openAlert();
     assert.equal(alerts.length, 1);
     for (const o of ['r101/101/job-2-ended', 'r101/101/job-3-norow', 'r102/102/job-5-stray']) assert.match(alerts[0]!.message, new RegExp(o));
-    assert.ok(!lines.some((l) => JSON.stringify(l).includes(WRONG_SECRET)), 'no secret in the logs');
+    assert.ok(!records().some((l) => JSON.stringify(l).includes(WRONG_SECRET)), 'no secret in the logs');
   });
 
   it('a second run keeps the one open alert', async () => {

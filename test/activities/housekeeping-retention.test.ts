@@ -4,7 +4,7 @@
 // end-state rows), schedule creation twice (one of each, updated), a schedule-triggered run; and the
 // batched purge on PostgreSQL.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -16,8 +16,10 @@ import { ensureHousekeepingSchedules, ORPHAN_AUDIT_SCHEDULE_ID, RETENTION_SCHEDU
 import type { Db } from '../../src/store/database.js';
 import { createPgliteDatabase, createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
 import { bundleWorkflowsOnce, startDevServerEnv } from '../helpers/temporal.js';
-import { newRegistry, until } from './activities-harness.js';
-import { insertCheckpoint, memoryLogger, serve, type TestServer } from './observability-fixtures.js';
+import { newRegistry } from '../helpers/activities-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { insertCheckpoint, serve, type TestServer } from '../helpers/observability-fixtures.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 const ADMIN = 'housekeeping-admin-token';
 const RETENTION_DAYS = 90;
@@ -78,7 +80,7 @@ async function assertOnlyKeptRemain(db: Db, seeded: { kept: string[]; purged: st
   assert.deepEqual(await column(db, sql`select action from audit_log`), ['release']);
 }
 
-void describe('retention through Temporal and the admin API (PGlite)', { timeout: 120_000 }, () => {
+describe('retention through Temporal and the admin API (PGlite)', { timeout: 120_000 }, () => {
   let env: TestWorkflowEnvironment;
   let database: TestDatabase;
   let worker: Worker;
@@ -86,9 +88,9 @@ void describe('retention through Temporal and the admin API (PGlite)', { timeout
   let server: TestServer;
   let seeded: { kept: string[]; purged: string[] };
   const taskQueue = `housekeeping-${randomBytes(4).toString('hex')}`;
-  const { logger } = memoryLogger();
+  const { logger } = captureLogs();
 
-  before(async () => {
+  beforeAll(async () => {
     [env, database] = await Promise.all([startDevServerEnv(), createPgliteDatabase()]);
     seeded = await seed(database.db);
     worker = await Worker.create({
@@ -102,7 +104,7 @@ void describe('retention through Temporal and the admin API (PGlite)', { timeout
     server = await serve(createHousekeepingRouter({ client: env.client, taskQueue, retentionDays: RETENTION_DAYS, adminToken: ADMIN, runTimeoutMs: 60_000 }));
   });
 
-  after(async () => {
+  afterAll(async () => {
     await server?.close();
     if (worker) {
       worker.shutdown();
@@ -182,24 +184,24 @@ void describe('retention through Temporal and the admin API (PGlite)', { timeout
   it('a schedule-triggered run executes retentionWorkflow on the worker', async () => {
     const handle = env.client.schedule.getHandle(RETENTION_SCHEDULE_ID);
     await handle.trigger();
-    const started = await until(async () => (await handle.describe()).info.recentActions[0], 20_000, 100);
+    const started = await eventually('a recent action of the retention schedule', async () => (await handle.describe()).info.recentActions[0], { timeoutMs: 20_000, intervalMs: 100 });
     const result = await env.client.workflow.getHandle(started.action.workflow.workflowId, started.action.workflow.firstExecutionRunId).result();
     assert.deepEqual(result, { dryRun: false, retentionDays: 30, checkpoints: 0, checkpointTransitions: 0, alerts: 0, webhookInbox: 0, auditLog: 0 });
   });
 });
 
-void describe('batched purge on PostgreSQL', { timeout: 60_000 }, () => {
+describe('batched purge on PostgreSQL', { timeout: 60_000 }, () => {
   let database: TestDatabase;
-  before(async () => {
+  beforeAll(async () => {
     database = await createPostgresDatabase();
   });
-  after(async () => {
+  afterAll(async () => {
     await database?.drop();
   });
 
   it('deletes in batches of 2 and leaves active and recent rows', async () => {
     const seeded = await seed(database.db);
-    const { logger } = memoryLogger();
+    const { logger } = captureLogs();
     const activities = createHousekeepingActivities({ db: database.db, registry: newRegistry(database.db), logger, httpTimeoutMs: 2000, batchSize: 2 });
     assert.deepEqual(await activities.purgeOldRecords({ retentionDays: RETENTION_DAYS, dryRun: true }), { dryRun: true, retentionDays: RETENTION_DAYS, ...expectedCounts });
     assert.deepEqual(await activities.purgeOldRecords({ retentionDays: RETENTION_DAYS, dryRun: false }), { dryRun: false, retentionDays: RETENTION_DAYS, ...expectedCounts });

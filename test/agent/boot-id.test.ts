@@ -1,5 +1,5 @@
 // The boot id an agent reports in its hello: the kernel's, unless a simulated host names its own.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { readBootId } from '../../agent/daemon.js';

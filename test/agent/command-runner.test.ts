@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,7 +26,7 @@ function tmp(): string {
   return mkdtempSync(path.join(tmpdir(), 'e2epool-agent-cmd-'));
 }
 
-void test('runs through /bin/sh -c and reports exit code and output', async () => {
+test('runs through /bin/sh -c and reports exit code and output', async () => {
   const ok = await runShellCommand('echo hello; echo oops >&2', opts);
   assert.equal(ok.exitCode, 0);
   assert.equal(ok.stdout, 'hello\n');
@@ -39,7 +39,7 @@ void test('runs through /bin/sh -c and reports exit code and output', async () =
   assert.equal((await runShellCommand("printf '\\303\\251'", opts)).stdout, 'é');
 });
 
-void test('a timeout kills the whole process group, grandchildren that ignore SIGTERM included', async () => {
+test('a timeout kills the whole process group, grandchildren that ignore SIGTERM included', async () => {
   const dir = tmp();
   const pids = path.join(dir, 'pids');
   const cmd = `sleep 30 & echo $! > ${pids}; (trap '' TERM; while :; do sleep 0.05; done) & echo $! >> ${pids}; wait`;
@@ -57,7 +57,7 @@ void test('a timeout kills the whole process group, grandchildren that ignore SI
   assert.deepEqual(children.filter(alive), [], 'no process of the group survives');
 });
 
-void test('output is capped while reading: a flood finishes with only the cap kept', async () => {
+test('output is capped while reading: a flood finishes with only the cap kept', async () => {
   const big = await runShellCommand("head -c 5000000 /dev/zero | tr '\\0' a", { ...opts, maxOutputBytes: 1000 });
   assert.equal(big.exitCode, 0);
   assert.equal(big.stdout.length, 1000);
@@ -67,7 +67,7 @@ void test('output is capped while reading: a flood finishes with only the cap ke
   assert.ok(endless.stdout.startsWith('y\ny\n'));
 });
 
-void test('a background child holding the pipes does not keep the command running', async () => {
+test('a background child holding the pipes does not keep the command running', async () => {
   const started = Date.now();
   const result = await runShellCommand('sleep 3 & echo started', opts);
   assert.equal(result.exitCode, 0);
@@ -86,7 +86,7 @@ function handler(extra: Partial<ConstructorParameters<typeof CommandHandler>[0]>
   });
 }
 
-void test('run: a repeated command_id attaches while running and replays after; never runs twice', async () => {
+test('run: a repeated command_id attaches while running and replays after; never runs twice', async () => {
   const dir = tmp();
   const log = path.join(dir, 'runs');
   const h = handler({ commands: { reset: `echo ran >> ${log}; sleep 0.3; echo done` } });
@@ -106,7 +106,7 @@ void test('run: a repeated command_id attaches while running and replays after; 
   assert.equal(readFileSync(log, 'utf8'), 'ran\nran\n');
 });
 
-void test('run: ids are forgotten after the memory window', async () => {
+test('run: ids are forgotten after the memory window', async () => {
   const dir = tmp();
   const log = path.join(dir, 'runs');
   const h = handler({ commands: { reset: `echo ran >> ${log}` }, commandMemoryMs: 100 });
@@ -119,7 +119,7 @@ void test('run: ids are forgotten after the memory window', async () => {
   assert.equal(readFileSync(log, 'utf8'), 'ran\nran\n');
 });
 
-void test('run: undeclared command → 404 command_not_declared; reused id for another command → 409', async () => {
+test('run: undeclared command → 404 command_not_declared; reused id for another command → 409', async () => {
   const h = handler({ commands: { readiness: 'true', cleanup: 'exit 3' } });
   const missing = await h.handle({ id: 'a', type: 'run', payload: { command: 'reset', command_id: 'w:reset:1', timeout: 5 } });
   assert.equal(missing.status, 'error');
@@ -135,7 +135,7 @@ void test('run: undeclared command → 404 command_not_declared; reused id for a
   assert.deepEqual(h.declaredCommands, ['cleanup', 'readiness']);
 });
 
-void test('exec: refused unless allow_remote_commands; e2epool reply shape when allowed', async () => {
+test('exec: refused unless allow_remote_commands; e2epool reply shape when allowed', async () => {
   const refused = await handler().handle({ id: 'e1', type: 'exec', payload: { cmd: 'echo hi', timeout: 5 } });
   assert.deepEqual(refused, { id: 'e1', status: 'error', data: { exit_code: -1, stdout: '', stderr: REMOTE_COMMANDS_DISABLED } });
   const h = handler({ allowRemoteCommands: true });
@@ -151,7 +151,7 @@ void test('exec: refused unless allow_remote_commands; e2epool reply shape when 
   assert.equal((empty.data as any).stderr, 'Empty command');
 });
 
-void test('dedupe store: a run that throws is not remembered', async () => {
+test('dedupe store: a run that throws is not remembered', async () => {
   const store = new CommandDedupeStore<number>(1000);
   await assert.rejects(store.runOnce('a', 'k', () => Promise.reject(new Error('boom'))));
   assert.deepEqual(await store.runOnce('a', 'k', async () => 7), { result: 7, replayed: false });

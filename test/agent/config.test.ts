@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,7 +21,7 @@ function tempFile(content: string): string {
 
 const missing = '/nonexistent/e2epool/agent.yml';
 
-void test('defaults match e2epool when no file and no env', () => {
+test('defaults match e2epool when no file and no env', () => {
   const { config, file, warnings } = loadAgentConfig({ configPath: missing, env: {} });
   assert.equal(file, null);
   assert.deepEqual(warnings, []);
@@ -41,13 +41,13 @@ void test('defaults match e2epool when no file and no env', () => {
   assert.deepEqual(config.commands, {});
 });
 
-void test('file path: --config, then E2EPOOL_AGENT_CONFIG, then /etc/e2epool/agent.yml', () => {
+test('file path: --config, then E2EPOOL_AGENT_CONFIG, then /etc/e2epool/agent.yml', () => {
   assert.equal(configFilePath({ configPath: '/a.yml', env: { E2EPOOL_AGENT_CONFIG: '/b.yml' } }), '/a.yml');
   assert.equal(configFilePath({ env: { E2EPOOL_AGENT_CONFIG: '/b.yml' } }), '/b.yml');
   assert.equal(configFilePath({ env: {} }), '/etc/e2epool/agent.yml');
 });
 
-void test('YAML values are read, env vars override them, unknown keys are warnings', () => {
+test('YAML values are read, env vars override them, unknown keys are warnings', () => {
   const file = tempFile(
     [
       'controller_url: wss://ctl.example/ws/agent',
@@ -80,18 +80,18 @@ void test('YAML values are read, env vars override them, unknown keys are warnin
   assert.deepEqual(warnings, [`unknown key 'colour' in ${file} ignored`]);
 });
 
-void test('socket_mode written as YAML 0660 means octal, not decimal 660', () => {
+test('socket_mode written as YAML 0660 means octal, not decimal 660', () => {
   const { config } = loadAgentConfig({ configPath: tempFile('socket_mode: 0660\n'), env: {} });
   assert.equal(config.socketMode, 0o660);
   assert.equal(loadAgentConfig({ configPath: tempFile("socket_mode: '0o640'\n"), env: {} }).config.socketMode, 0o640);
 });
 
-void test('socket_group: none means no chown; an empty group is an error', () => {
+test('socket_group: none means no chown; an empty group is an error', () => {
   assert.equal(loadAgentConfig({ configPath: tempFile('socket_group: none\n'), env: {} }).config.socketGroup, null);
   assert.throws(() => loadAgentConfig({ configPath: tempFile('socket_group: ""\n'), env: {} }), /socket_group/);
 });
 
-void test('invalid values name every bad key and where it came from, without echoing values', () => {
+test('invalid values name every bad key and where it came from, without echoing values', () => {
   const file = tempFile('heartbeat_interval: soon\ncontroller_url: http://x/?token=leak\ncommands:\n  "bad name": x\n  "1st": y\n');
   let err: unknown;
   try {
@@ -112,18 +112,18 @@ void test('invalid values name every bad key and where it came from, without ech
   assert.doesNotMatch(msg, /leak/);
 });
 
-void test('broken YAML and a non-mapping file are clear errors', () => {
+test('broken YAML and a non-mapping file are clear errors', () => {
   assert.throws(() => loadAgentConfig({ configPath: tempFile('a: [1,\n'), env: {} }), /not valid YAML/);
   assert.throws(() => loadAgentConfig({ configPath: tempFile('- a\n- b\n'), env: {} }), /must contain a mapping/);
 });
 
-void test('missing runner_id or token: the e2epool message', () => {
+test('missing runner_id or token: the e2epool message', () => {
   const { config } = loadAgentConfig({ configPath: missing, env: { E2EPOOL_RUNNER_ID: 'r1' } });
   assert.throws(() => assertCredentials(config), { message: 'runner_id and token must be configured' });
   assert.doesNotThrow(() => assertCredentials({ ...config, token: 't' }));
 });
 
-void test('socket group: default gitlab-runner when it exists, else refuse naming the setting', () => {
+test('socket group: default gitlab-runner when it exists, else refuse naming the setting', () => {
   const { config } = loadAgentConfig({ configPath: missing, env: {} });
   assert.equal(resolveSocketGid(config, null, (name) => (name === 'gitlab-runner' ? 999 : null)), 999);
   assert.throws(() => resolveSocketGid(config, '/etc/e2epool/agent.yml', () => null), /socket_group: .*\/etc\/e2epool\/agent\.yml.*socket_group: none/);
@@ -132,12 +132,12 @@ void test('socket group: default gitlab-runner when it exists, else refuse namin
   assert.equal(resolveSocketGid({ ...config, socketGroup: 'root' }, null), 0);
 });
 
-void test('AGENT_VERSION matches package.json', () => {
+test('AGENT_VERSION matches package.json', () => {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
   assert.equal(AGENT_VERSION, pkg.version);
 });
 
-void test('the shipped example config is valid', () => {
+test('the shipped example config is valid', () => {
   // Installed with mode 0600, as the packaging does.
   const file = tempFile(readFileSync(new URL('../../agent/packaging/agent.example.yml', import.meta.url), 'utf8'));
   const { config, warnings } = loadAgentConfig({ configPath: file, env: {} });
@@ -148,7 +148,7 @@ void test('the shipped example config is valid', () => {
   assert.equal(config.allowRemoteCommands, false);
 });
 
-void test('refuses settings that expose the token or the host', () => {
+test('refuses settings that expose the token or the host', () => {
   const problems = (yaml: string, env: NodeJS.ProcessEnv = {}) => {
     try {
       loadAgentConfig({ configPath: tempFile(yaml), env });

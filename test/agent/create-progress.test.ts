@@ -6,18 +6,18 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { afterAll, test } from 'vitest';
 import { createCheckpoint } from '../../agent/cli.js';
 import type { AgentConfig } from '../../agent/config.js';
 import { AgentDaemon } from '../../agent/daemon.js';
 import { createAgentLogger } from '../../agent/log.js';
-import { FakeController } from './agent-fake-controller.js';
+import { FakeController } from '../helpers/agent-fake-controller.js';
 
 const TOKEN = 'tok-progress-8f3a9c1d2e';
 const repo = path.resolve(import.meta.dirname, '../..');
 const logger = createAgentLogger({ level: 'silent' });
 const stops: Array<() => Promise<void>> = [];
-after(async () => {
+afterAll(async () => {
   for (const stop of stops.reverse()) await stop();
 });
 
@@ -60,7 +60,7 @@ async function slowController(delayMs: number): Promise<{ socketPath: string }> 
   return { socketPath };
 }
 
-void test('the create function reports how long it has waited, and stops when the answer comes', async () => {
+test('the create function reports how long it has waited, and stops when the answer comes', async () => {
   const { socketPath } = await slowController(2_500);
   const lines: string[] = [];
   const outcome = await createCheckpoint({ jobId: '4711' }, { socket: socketPath, progress: (l) => lines.push(l), progressIntervalMs: 1_000 });
@@ -72,7 +72,7 @@ void test('the create function reports how long it has waited, and stops when th
   assert.equal(lines.length, 2, 'no line after the answer');
 });
 
-void test('e2epool create prints progress on stderr every 10 s; stdout is the name alone', { timeout: 60_000 }, async () => {
+test('e2epool create prints progress on stderr every 10 s; stdout is the name alone', { timeout: 60_000 }, async () => {
   const { socketPath } = await slowController(11_000);
   const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = spawn(process.execPath, [path.join(repo, 'bin/e2epool.js'), 'create', '--job-id', '4712', '--socket', socketPath], {

@@ -1,28 +1,29 @@
 // The agent daemon against a real WebSocket controller double, with the CLI functions talking to
 // it over its real Unix socket.
-import { test, after } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentDaemon } from '../../agent/daemon.js';
 import { createAgentLogger } from '../../agent/log.js';
 import type { AgentConfig } from '../../agent/config.js';
 import { agentStatus, checkpointStatus, createCheckpoint, finalizeCheckpoint } from '../../agent/cli.js';
 import { sendIpcRequest } from '../../agent/ipc-client.js';
 import { encodeFrame, FrameDecoder, MAX_FRAME_BYTES } from '../../agent/ipc-framing.js';
-import { FakeController } from './agent-fake-controller.js';
+import { FakeController } from '../helpers/agent-fake-controller.js';
+import { eventually } from '../helpers/eventually.js';
 
 const TOKEN = 'tok-SECRET-8f3a9c';
 const logs: string[] = [];
 const logger = createAgentLogger({ level: 'debug', destination: { write: (s: string) => void logs.push(s) } });
 const daemons: AgentDaemon[] = [];
 const controllers: FakeController[] = [];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-after(async () => {
+afterAll(async () => {
   await Promise.all(daemons.map((d) => d.stop()));
   await Promise.all(controllers.map((c) => c.stop()));
 });
@@ -72,17 +73,9 @@ async function agent(over: Partial<AgentConfig> = {}): Promise<AgentDaemon> {
   return d;
 }
 
-async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
-}
-
 const checkpoint = { name: 'job-42-1700000000-abcdef12', runner_id: 'runner-1', job_id: '42', state: 'created', finalize_status: null };
 
-void test('connects with the runner id in the query and the token in the header only, says hello with the declared commands', async () => {
+test('connects with the runner id in the query and the token in the header only, says hello with the declared commands', async () => {
   const ctl = await controller();
   const d = await agent({ controllerUrl: ctl.url });
   const session = await ctl.waitForSessions(1);
@@ -92,18 +85,18 @@ void test('connects with the runner id in the query and the token in the header 
   const hello = session.received.find((m) => m.type === 'hello')!;
   assert.match(hello.id, /^[0-9a-f]+$/);
   assert.deepEqual(hello.payload, { protocol: 2, agent_version: '0.1.0', boot_id: 'boot-1', commands: ['readiness', 'reset'] });
-  await waitFor(() => d.connection.session?.sessionEpoch === 1);
+  await eventually('session epoch 1', () => d.connection.session?.sessionEpoch === 1, { timeoutMs: 3000, intervalMs: 10 });
   assert.equal(d.connection.session?.instanceId, 'ctl-a');
 });
 
-void test('send_token_in_query also puts the token in the URL, for e2epool controllers', async () => {
+test('send_token_in_query also puts the token in the URL, for e2epool controllers', async () => {
   const ctl = await controller();
   await agent({ controllerUrl: ctl.url, sendTokenInQuery: true });
   const session = await ctl.waitForSessions(1);
   assert.equal(session.url.searchParams.get('token'), TOKEN);
 });
 
-void test('commands run with a minimal declared environment, and the agent token never leaves in their output', async () => {
+test('commands run with a minimal declared environment, and the agent token never leaves in their output', async () => {
   process.env.E2EPOOL_AGENT_TEST_LEAK = 'agent-environment-value';
   try {
     const ctl = await controller();
@@ -124,7 +117,7 @@ void test('commands run with a minimal declared environment, and the agent token
   }
 });
 
-void test('an existing query string gets &runner_id=...', async () => {
+test('an existing query string gets &runner_id=...', async () => {
   const ctl = await controller();
   await agent({ controllerUrl: `${ctl.url}?region=eu` });
   const session = await ctl.waitForSessions(1);
@@ -132,7 +125,7 @@ void test('an existing query string gets &runner_id=...', async () => {
   assert.equal(session.url.searchParams.get('runner_id'), 'runner-1');
 });
 
-void test('create, finalize and status through the CLI functions, as e2epool printed them', async () => {
+test('create, finalize and status through the CLI functions, as e2epool printed them', async () => {
   const ctl = await controller();
   const cfg = config({ controllerUrl: ctl.url });
   const d = new AgentDaemon({ config: cfg, logger, bootId: 'b' });
@@ -180,7 +173,7 @@ void test('create, finalize and status through the CLI functions, as e2epool pri
   assert.ok(status.stdout.includes('commands:   readiness, reset\n'));
 });
 
-void test('create waits for the controller beyond the finalize/status deadline', async () => {
+test('create waits for the controller beyond the finalize/status deadline', async () => {
   const ctl = await controller();
   const cfg = config({ controllerUrl: ctl.url, requestTimeout: 0.2, createTimeout: 3 });
   const d = new AgentDaemon({ config: cfg, logger });
@@ -198,7 +191,7 @@ void test('create waits for the controller beyond the finalize/status deadline',
   });
 });
 
-void test('offline: the CLI hears Not connected to controller (exit 1), the agent status still answers', async () => {
+test('offline: the CLI hears Not connected to controller (exit 1), the agent status still answers', async () => {
   const cfg = config({ controllerUrl: 'ws://127.0.0.1:9/ws/agent' });
   const d = new AgentDaemon({ config: cfg, logger });
   daemons.push(d);
@@ -213,7 +206,7 @@ void test('offline: the CLI hears Not connected to controller (exit 1), the agen
   assert.ok((await agentStatus({}, { socket: cfg.socketPath })).stdout.includes('connected:  no\n'));
 });
 
-void test('no agent: socket missing → exit 2; stale socket → exit 2 connection refused', async () => {
+test('no agent: socket missing → exit 2; stale socket → exit 2 connection refused', async () => {
   const dir = socketDir();
   assert.deepEqual(await createCheckpoint({ jobId: '1' }, { socket: path.join(dir, 'none.sock') }), {
     exitCode: 2,
@@ -238,7 +231,7 @@ void test('no agent: socket missing → exit 2; stale socket → exit 2 connecti
   await assert.rejects(second.start(), /another agent is already listening/);
 });
 
-void test('socket is 0660 with the configured group', async () => {
+test('socket is 0660 with the configured group', async () => {
   const cfg = config({ socketGroup: 'daemon' });
   const d = new AgentDaemon({ config: cfg, logger });
   daemons.push(d);
@@ -248,7 +241,7 @@ void test('socket is 0660 with the configured group', async () => {
   assert.equal(st.gid, 1);
 });
 
-void test('permission denied on the socket → exit 1 naming the group (CLI run as nobody)', async () => {
+test('permission denied on the socket → exit 1 naming the group (CLI run as nobody)', async () => {
   const cfg = config({ socketGroup: 'daemon' });
   const d = new AgentDaemon({ config: cfg, logger });
   daemons.push(d);
@@ -278,7 +271,7 @@ void test('permission denied on the socket → exit 1 naming the group (CLI run 
   });
 });
 
-void test('malformed and oversize IPC frames get an error reply and the agent keeps serving', async () => {
+test('malformed and oversize IPC frames get an error reply and the agent keeps serving', async () => {
   const cfg = config();
   const d = new AgentDaemon({ config: cfg, logger });
   daemons.push(d);
@@ -309,7 +302,7 @@ void test('malformed and oversize IPC frames get an error reply and the agent ke
   assert.equal((await agentStatus({}, { socket: cfg.socketPath })).exitCode, 0);
 });
 
-void test('reconnects after the controller restarts; a request in flight gets Connection lost', async () => {
+test('reconnects after the controller restarts; a request in flight gets Connection lost', async () => {
   const ctl = await controller();
   const cfg = config({ controllerUrl: ctl.url });
   const d = new AgentDaemon({ config: cfg, logger });
@@ -318,19 +311,19 @@ void test('reconnects after the controller restarts; a request in flight gets Co
   await ctl.waitForSessions(1);
   ctl.answers.finalize = () => null; // never answers
   const pending = finalizeCheckpoint({ checkpoint: 'c', status: 'success' }, { socket: cfg.socketPath });
-  await waitFor(() => ctl.last!.received.some((m) => m.type === 'finalize'));
+  await eventually('the finalize request at the controller', () => ctl.last!.received.some((m) => m.type === 'finalize'), { timeoutMs: 3000, intervalMs: 10 });
   const port = ctl.port;
   await ctl.stop();
   assert.equal((await pending).stderr, 'Error: Connection lost\n');
   await sleep(200);
   await ctl.start(port);
   await ctl.waitForSessions(2, 5000);
-  await waitFor(() => d.connection.connected);
+  await eventually('the agent to be connected again', () => d.connection.connected, { timeoutMs: 3000, intervalMs: 10 });
   ctl.answers.create = (m) => ({ id: m.id, status: 'ok', data: checkpoint, error: null });
   assert.equal((await createCheckpoint({ jobId: '42' }, { socket: cfg.socketPath })).exitCode, 0);
 });
 
-void test('a controller silent for 3 heartbeats is dropped and the agent reconnects', async () => {
+test('a controller silent for 3 heartbeats is dropped and the agent reconnects', async () => {
   const ctl = await controller();
   await agent({ controllerUrl: ctl.url, heartbeatInterval: 0.2 });
   const first = await ctl.waitForSessions(1);
@@ -338,12 +331,12 @@ void test('a controller silent for 3 heartbeats is dropped and the agent reconne
   assert.equal(first.closed, false, 'answered heartbeats keep the session');
   assert.ok(first.received.filter((m) => m.type === 'ping').length >= 2, 'app-level pings are sent');
   ctl.respondToPings = false;
-  await waitFor(() => first.closed, 3000);
+  await eventually('the silent session to be dropped', () => first.closed, { timeoutMs: 3000, intervalMs: 10 });
   ctl.respondToPings = true;
   await ctl.waitForSessions(2, 3000);
 });
 
-void test('close 1001 (controller draining) reconnects at once; other closes back off', async () => {
+test('close 1001 (controller draining) reconnects at once; other closes back off', async () => {
   const ctl = await controller();
   await agent({ controllerUrl: ctl.url, reconnectInitialDelay: 1, reconnectMaxDelay: 2 });
   const first = await ctl.waitForSessions(1);
@@ -357,7 +350,7 @@ void test('close 1001 (controller draining) reconnects at once; other closes bac
   await ctl.waitForSessions(3, 2000);
 });
 
-void test('controller asks for declared commands by name; a re-sent command id is not run twice', async () => {
+test('controller asks for declared commands by name; a re-sent command id is not run twice', async () => {
   const ctl = await controller();
   const marker = path.join(socketDir(), 'runs');
   await agent({ controllerUrl: ctl.url, commands: { reset: `echo x >> ${marker}; echo reset-ran`, readiness: 'true' } });
@@ -384,7 +377,7 @@ void test('controller asks for declared commands by name; a re-sent command id i
   assert.equal(readFileSync(marker, 'utf8'), 'x\n');
 });
 
-void test('the token never appears in agent logs', async () => {
+test('the token never appears in agent logs', async () => {
   // Runs last in this file: every test above logged through the same capture.
   await Promise.all(daemons.map((d) => d.stop()));
   const text = logs.join('');

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { encodeFrame, FrameDecoder, FrameTooLargeError, MAX_FRAME_BYTES } from '../../agent/ipc-framing.js';
@@ -16,7 +16,7 @@ function chunk(buf: Buffer, cuts: number[]): Buffer[] {
   return out;
 }
 
-void test('frame is a 4-byte big-endian length followed by UTF-8 JSON', () => {
+test('frame is a 4-byte big-endian length followed by UTF-8 JSON', () => {
   const frame = encodeFrame({ type: 'ping', payload: { name: 'é' } });
   const body = Buffer.from(JSON.stringify({ type: 'ping', payload: { name: 'é' } }), 'utf8');
   assert.equal(frame.readUInt32BE(0), body.length);
@@ -24,7 +24,7 @@ void test('frame is a 4-byte big-endian length followed by UTF-8 JSON', () => {
   assert.equal(frame[0], 0, 'big-endian: high byte first');
 });
 
-void test('round trip of arbitrary JSON objects under any chunking', () => {
+test('round trip of arbitrary JSON objects under any chunking', () => {
   fc.assert(
     fc.property(
       fc.array(fc.dictionary(fc.string(), fc.jsonValue()), { minLength: 1, maxLength: 5 }),
@@ -46,7 +46,7 @@ void test('round trip of arbitrary JSON objects under any chunking', () => {
   );
 });
 
-void test('arbitrary byte streams in arbitrary chunks never throw and never buffer past the limit', () => {
+test('arbitrary byte streams in arbitrary chunks never throw and never buffer past the limit', () => {
   const max = 64;
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 400 }), fc.array(fc.nat(), { maxLength: 30 }), (bytes, cuts) => {
@@ -61,7 +61,7 @@ void test('arbitrary byte streams in arbitrary chunks never throw and never buff
   );
 });
 
-void test('valid frames with garbage bodies are reported, not fatal; the next frame still decodes', () => {
+test('valid frames with garbage bodies are reported, not fatal; the next frame still decodes', () => {
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 1, maxLength: 50 }), (garbage) => {
       const body = Buffer.from(garbage);
@@ -83,7 +83,7 @@ void test('valid frames with garbage bodies are reported, not fatal; the next fr
   );
 });
 
-void test('a header announcing 1 MiB + 1 is refused with "exceeds maximum" and the decoder stops', () => {
+test('a header announcing 1 MiB + 1 is refused with "exceeds maximum" and the decoder stops', () => {
   const header = Buffer.alloc(4);
   header.writeUInt32BE(MAX_FRAME_BYTES + 1);
   const decoder = new FrameDecoder();
@@ -95,7 +95,7 @@ void test('a header announcing 1 MiB + 1 is refused with "exceeds maximum" and t
   assert.deepEqual(decoder.push(encodeFrame({ a: 1 })), []);
 });
 
-void test('exactly 1 MiB is accepted; the encoder refuses more', () => {
+test('exactly 1 MiB is accepted; the encoder refuses more', () => {
   const filler = 'x'.repeat(MAX_FRAME_BYTES - 2);
   const frame = encodeFrame(filler); // JSON string adds two quotes
   assert.equal(frame.readUInt32BE(0), MAX_FRAME_BYTES);
@@ -105,7 +105,7 @@ void test('exactly 1 MiB is accepted; the encoder refuses more', () => {
   assert.throws(() => encodeFrame(`${filler}y`), FrameTooLargeError);
 });
 
-void test('partial frames wait for more bytes', () => {
+test('partial frames wait for more bytes', () => {
   const frame = encodeFrame({ hello: 'world' });
   const decoder = new FrameDecoder();
   assert.deepEqual(decoder.push(frame.subarray(0, 3)), []);

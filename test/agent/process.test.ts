@@ -1,22 +1,23 @@
 // `e2epool agent` as a real process (node bin/e2epool.js agent --config ...) and the CLI binary:
 // start-up errors, socket mode, SIGTERM drain, exit codes, and no token in the output.
-import { test, after } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createCheckpoint } from '../../agent/cli.js';
-import { FakeController } from './agent-fake-controller.js';
+import { FakeController } from '../helpers/agent-fake-controller.js';
+import { eventually } from '../helpers/eventually.js';
 
 const TOKEN = 'tok-SECRET-8f3a9c';
 const BIN = new URL('../../bin/e2epool.js', import.meta.url).pathname;
 const controllers: FakeController[] = [];
 const children: ChildProcess[] = [];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-after(async () => {
+afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   await Promise.all(controllers.map((c) => c.stop()));
 });
@@ -50,15 +51,7 @@ function startAgent(file: string): { child: ChildProcess; output: () => string }
   return { child, output: () => out };
 }
 
-async function waitFor(cond: () => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(20);
-  }
-}
-
-void test('agent refuses to start without runner_id/token, with an unknown group, or with bad values', async () => {
+test('agent refuses to start without runner_id/token, with an unknown group, or with bad values', async () => {
   const noCreds = writeConfig(['socket_group: none']);
   const creds = ['runner_id: r1', `token: ${TOKEN}`];
   // gitlab-runner does not exist on this test host: the default refuses and names the setting.
@@ -82,7 +75,7 @@ void test('agent refuses to start without runner_id/token, with an unknown group
   for (const r of [r1, r2]) assert.equal((r.stdout + r.stderr).includes(TOKEN), false);
 });
 
-void test('CLI binary: usage errors exit 2, --status failed is accepted, no agent exits 2', async () => {
+test('CLI binary: usage errors exit 2, --status failed is accepted, no agent exits 2', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'e2epool-cli-'));
   const socket = path.join(dir, 'none.sock');
   const [bogus, missing, failed, viaEnv] = await Promise.all([
@@ -101,7 +94,7 @@ void test('CLI binary: usage errors exit 2, --status failed is accepted, no agen
   assert.deepEqual(viaEnv, { code: 2, stdout: '', stderr: `Error: agent is not running (socket not found: ${socket})\n` });
 });
 
-void test('SIGTERM: stops accepting, lets the in-flight create finish, closes the WS, removes the socket, exits 0', async () => {
+test('SIGTERM: stops accepting, lets the in-flight create finish, closes the WS, removes the socket, exits 0', async () => {
   const ctl = new FakeController('r1', TOKEN);
   await ctl.start();
   controllers.push(ctl);
@@ -116,7 +109,7 @@ void test('SIGTERM: stops accepting, lets the in-flight create finish, closes th
     '  readiness: "true"',
   ]);
   const { child, output } = startAgent(file);
-  await waitFor(() => existsSync(socket));
+  await eventually(() => `the agent socket ${socket}:\n${output()}`, () => existsSync(socket), { timeoutMs: 8000, intervalMs: 20 });
   const session = await ctl.waitForSessions(1, 8000);
   const st = statSync(socket);
   assert.equal(st.mode & 0o777, 0o660);
@@ -128,11 +121,11 @@ void test('SIGTERM: stops accepting, lets the in-flight create finish, closes th
     return { id: m.id, status: 'ok', data: { name: 'job-7-1700000000-0123abcd', state: 'created' }, error: null };
   };
   const inFlight = createCheckpoint({ jobId: '7' }, { socket });
-  await waitFor(() => session.received.some((m) => m.type === 'create'));
+  await eventually('the create request at the controller', () => session.received.some((m) => m.type === 'create'), { timeoutMs: 8000, intervalMs: 20 });
   const exited = once(child, 'exit');
   child.kill('SIGTERM');
   // New requests are refused at once: the socket is gone.
-  await waitFor(() => !existsSync(socket), 2000);
+  await eventually('the socket to be removed', () => !existsSync(socket), { timeoutMs: 2000, intervalMs: 20 });
   assert.equal((await createCheckpoint({ jobId: '8' }, { socket })).exitCode, 2);
   // The request in flight still gets the controller's answer.
   assert.deepEqual(await inFlight, { exitCode: 0, stdout: 'job-7-1700000000-0123abcd\n', stderr: '' });

@@ -1,10 +1,10 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { buildConnectUrl, reconnectBackoff } from '../../agent/controller-connection.js';
 import { redactUrl } from '../../agent/log.js';
 
-void test('backoff doubles from the initial delay up to reconnect_max_delay: 1, 2, 4, ... 32, 60, 60 s', () => {
+test('backoff doubles from the initial delay up to reconnect_max_delay: 1, 2, 4, ... 32, 60, 60 s', () => {
   const waits: number[] = [];
   let delay = 1000;
   for (let i = 0; i < 9; i += 1) {
@@ -15,7 +15,7 @@ void test('backoff doubles from the initial delay up to reconnect_max_delay: 1, 
   assert.deepEqual(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
 });
 
-void test('jitter adds at most 10 % of the delay', () => {
+test('jitter adds at most 10 % of the delay', () => {
   fc.assert(
     fc.property(fc.integer({ min: 1, max: 120_000 }), fc.double({ min: 0, max: 0.999999, noNaN: true }), (delay, r) => {
       const { waitMs } = reconnectBackoff(delay, 60_000, () => r);
@@ -24,7 +24,7 @@ void test('jitter adds at most 10 % of the delay', () => {
   );
 });
 
-void test('connect URL carries runner_id and token (appended with & after an existing query); logs redact the token', () => {
+test('connect URL carries runner_id and token (appended with & after an existing query); logs redact the token', () => {
   assert.equal(buildConnectUrl('ws://c/ws/agent', 'r1', 'a b&c'), 'ws://c/ws/agent?runner_id=r1&token=a%20b%26c');
   assert.equal(buildConnectUrl('wss://c/ws/agent?x=1', 'r1', 't'), 'wss://c/ws/agent?x=1&runner_id=r1&token=t');
   assert.equal(redactUrl(buildConnectUrl('wss://c/ws/agent', 'r1', 'supersecret')), 'wss://c/ws/agent?runner_id=r1&token=***');

@@ -1,6 +1,6 @@
 // The agent ships alone to runner hosts: it imports no controller code, and its one-file bundle
 // runs with plain Node from an empty directory (no node_modules, no tsx).
-import { test, after } from 'node:test';
+import { test, afterAll } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildStandalone } from '../../agent/packaging/build-standalone.js';
-import { FakeController } from './agent-fake-controller.js';
+import { FakeController } from '../helpers/agent-fake-controller.js';
 
 const agentDir = fileURLToPath(new URL('../../agent/', import.meta.url));
 const allowedPackages = new Set(['ws', 'yaml', 'zod', 'pino', 'yargs', 'yargs/helpers']);
 const controllers: FakeController[] = [];
-after(async () => Promise.all(controllers.map((c) => c.stop())));
+afterAll(async () => Promise.all(controllers.map((c) => c.stop())));
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -22,7 +22,7 @@ function sourceFiles(dir: string): string[] {
   );
 }
 
-void test('agent/ imports only agent/ files, node built-ins and its few packages', () => {
+test('agent/ imports only agent/ files, node built-ins and its few packages', () => {
   const files = sourceFiles(agentDir);
   assert.ok(files.length > 5);
   for (const file of files) {
@@ -41,7 +41,7 @@ void test('agent/ imports only agent/ files, node built-ins and its few packages
   }
 });
 
-void test('the one-file bundle runs the agent and the CLI with plain node from an empty directory', async () => {
+test('the one-file bundle runs the agent and the CLI with plain node from an empty directory', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'e2epool-standalone-'));
   const bundle = await buildStandalone(path.join(dir, 'e2epool.mjs'));
   const token = 'tok-standalone-77aa';

@@ -2,13 +2,14 @@
 // condition again sends nothing, clearing sends the resolve message; workflow alerts through the
 // onAlert hook; retries and logging when the receiver fails; no secret in any body or log line.
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { alertBody, createAlertDelivery } from '../../src/alerts/delivery.js';
 import { createAlertMonitor, type AlertThresholds } from '../../src/alerts/conditions.js';
 import { raiseAlert, resolveAlert } from '../../src/store/alert-store.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
-import { insertCheckpoint, insertRunner, insertSessions, memoryLogger, startReceiver, type Receiver } from './observability-fixtures.js';
+import { insertCheckpoint, insertRunner, insertSessions, startReceiver, type Receiver } from '../helpers/observability-fixtures.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 const SECRET_PATH = '/services/T000/B000/hook-secret-XYZ123';
 const THRESHOLDS: AlertThresholds = {
@@ -21,10 +22,10 @@ let receiver: Receiver;
 let databaseDropped = false;
 
 function setup(opts: { thresholds?: Partial<AlertThresholds>; format?: 'slack' | 'generic'; minIntervalSeconds?: number } = {}) {
-  const log = memoryLogger();
+  const log = captureLogs();
   const delivery = createAlertDelivery({ webhookUrls: [receiver.url + SECRET_PATH], format: opts.format ?? 'generic', logger: log.logger, minIntervalSeconds: opts.minIntervalSeconds ?? 0, backoffMs: 10, timeoutMs: 2000 });
   const monitor = createAlertMonitor({ db: database.db, delivery, thresholds: { ...THRESHOLDS, ...opts.thresholds }, logger: log.logger, intervalSeconds: 1 });
-  return { monitor, delivery, lines: log.lines };
+  return { monitor, delivery, records: log.records };
 }
 
 async function check(monitor: ReturnType<typeof setup>['monitor']) {
@@ -35,10 +36,10 @@ async function check(monitor: ReturnType<typeof setup>['monitor']) {
 
 const sent = () => receiver.bodies.map((b) => `${b.body.status}:${b.body.key}`);
 
-before(async () => {
+beforeAll(async () => {
   [database, receiver] = await Promise.all([createPgliteDatabase(), startReceiver()]);
 });
-after(async () => {
+afterAll(async () => {
   await receiver?.close();
   if (!databaseDropped) await database?.drop();
 });
@@ -50,7 +51,7 @@ beforeEach(async () => {
   }
 });
 
-void describe('alerts', { timeout: 60_000 }, () => {
+describe('alerts', { timeout: 60_000 }, () => {
   it('runner offline: one delivery, none while it lasts, a resolve message when it is back', async () => {
     const { monitor } = setup();
     await insertRunner(database.db, 'r-one');
@@ -149,23 +150,24 @@ void describe('alerts', { timeout: 60_000 }, () => {
   });
 
   it('retries a failing receiver with backoff, then logs; never throws; no secret in bodies or logs', async () => {
-    const { delivery, lines } = setup();
+    const { delivery, records } = setup();
     receiver.failWith.push(500, 503);
     await delivery.deliver({ key: 'k1', severity: 'warning', message: 'token=supersecretvalue and glpat-abcdefghijklmnopqrst' });
     assert.equal(receiver.bodies.length, 3, 'two failures, then delivered');
-    assert.ok(lines.some((l) => l.msg === 'alert delivered' && l.attempt === 3));
+    assert.ok(records().some((l) => l.msg === 'alert delivered' && l.attempt === 3));
     receiver.failWith.push(500, 500, 500);
     await delivery.deliver({ key: 'k2', severity: 'warning', message: 'x' });
     assert.equal(receiver.bodies.length, 6);
-    const failed = lines.find((l) => l.msg === 'alert delivery failed');
+    const failed = records().find((l) => l.msg === 'alert delivery failed');
+    assert.ok(failed, 'a delivery failure is logged');
     assert.deepEqual([failed.alert, failed.attempts, failed.problem], ['k2', 3, 'HTTP 500']);
     receiver.failWith.push(400);
     await delivery.deliver({ key: 'k3', severity: 'warning', message: 'x' });
     assert.equal(receiver.bodies.length, 7, 'a client error is not retried');
-    const unreachable = createAlertDelivery({ webhookUrls: ['http://127.0.0.1:1/hook-secret-XYZ123'], format: 'slack', logger: memoryLogger().logger, minIntervalSeconds: 0, backoffMs: 1 });
+    const unreachable = createAlertDelivery({ webhookUrls: ['http://127.0.0.1:1/hook-secret-XYZ123'], format: 'slack', logger: captureLogs().logger, minIntervalSeconds: 0, backoffMs: 1 });
     await unreachable.deliver({ key: 'k4', severity: 'critical', message: 'x' });
     assert.ok(receiver.bodies.every((b) => b.path === SECRET_PATH), 'posted to the configured URL');
-    const everything = receiver.bodies.map((b) => b.raw).join('') + JSON.stringify(lines);
+    const everything = receiver.bodies.map((b) => b.raw).join('') + JSON.stringify(records());
     for (const secret of ['supersecretvalue', 'glpat-abcdefghijklmnopqrst', 'hook-secret-XYZ123']) assert.equal(everything.includes(secret), false, secret);
   });
 

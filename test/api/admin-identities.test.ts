@@ -1,7 +1,7 @@
 // The admin API's identities and limits: named tokens from a file (rotated without a restart, the
 // name recorded as the audit actor), GET /api/audit, field length limits, and inventory runner ids
 // that the API can neither delete nor take over.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,7 +29,7 @@ describe('admin identities', () => {
   let base: string;
   const tokensFile = path.join(mkdtempSync(path.join(tmpdir(), 'e2epool-admin-tokens-')), 'admin-tokens.yml');
 
-  before(async () => {
+  beforeAll(async () => {
     database = await createPgliteDatabase();
     registry = new RunnerRegistry({ db: database.db, pepper: 'admin-identities-test-pepper' });
     writeFileSync(tokensFile, `alice: ${ALICE}\n`, { mode: 0o600 });
@@ -43,7 +43,7 @@ describe('admin identities', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(async () => {
+  afterAll(async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await database?.drop();
   });

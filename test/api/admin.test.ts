@@ -2,24 +2,29 @@
 // retry-reset and release of a checkpoint in needs attention, listings with filters and cursors,
 // one checkpoint's transition log, the per-runner create rate limit, and the API's own deadline.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { sql } from 'drizzle-orm';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
 import { startDevServerEnv } from '../helpers/temporal.js';
-import { ADMIN_TOKEN, ISO_UTC, call, eventually, startApiHarness, type ApiHarness } from './api-harness.js';
+import { ADMIN_TOKEN, ISO_UTC, call, startApiHarness, type ApiHarness } from '../helpers/api-harness.js';
+import { eventually } from '../helpers/eventually.js';
+
+/** How the API tests poll: up to 15 s, every 100 ms. */
+const POLL = { timeoutMs: 15_000, intervalMs: 100 };
 
 let env: TestWorkflowEnvironment;
 let database: TestDatabase;
 let h: ApiHarness;
 let base: string;
 
-before(async () => {
+beforeAll(async () => {
   [env, database] = await Promise.all([startDevServerEnv(), createPostgresDatabase('e2epool_api_admin')]);
   h = await startApiHarness(env, database);
   base = h.api.base;
 });
-after(async () => {
+afterAll(async () => {
   await h?.close();
   await env?.teardown();
   await database?.drop();
@@ -31,7 +36,7 @@ async function stateOf(token: string, name: string): Promise<string> {
   return (await call(base, 'GET', `/checkpoint/status/${name}`, { token })).body.state;
 }
 
-void describe('admin checkpoint API', { timeout: 120_000 }, () => {
+describe('admin checkpoint API', { timeout: 120_000 }, () => {
   it('retry-reset and release: 409 unless in needs attention; 202, signalled, audited; release frees the runner', async () => {
     const token = await h.registerRunner('op-runner');
     // A service allowing one create per runner (and almost no refill) shows the rate limit later.
@@ -52,19 +57,23 @@ void describe('admin checkpoint API', { timeout: 120_000 }, () => {
     assert.deepEqual(missingFlag.body.detail[0].loc, ['body', 'deleteSnapshot']);
 
     await call(base, 'POST', '/checkpoint/finalize', { token, body: { checkpoint_name: name, status: 'failure' } });
-    await eventually('needs attention', async () => (await stateOf(token, name)) === 'needs_attention');
+    await eventually('needs attention', async () => (await stateOf(token, name)) === 'needs_attention', POLL);
 
     assert.deepEqual(await admin('POST', `/api/checkpoints/${name}/retry-reset`), { status: 202, body: { detail: 'Reset retry requested', checkpoint_name: name } });
     // The retry runs the reset again; with no agent it comes back to needs attention.
-    await eventually('retry recorded', async () => {
-      const detail = await admin('GET', `/api/checkpoints/${name}`);
-      const events = detail.body.transitions.map((t: any) => t.event);
-      // Back in needs attention after the retry: a step failed again after the retry was recorded.
-      return events.includes('retry_reset') && events.lastIndexOf('step_failed') > events.indexOf('retry_reset') && detail.body.checkpoint.state === 'needs_attention';
-    });
+    await eventually(
+      'retry recorded',
+      async () => {
+        const detail = await admin('GET', `/api/checkpoints/${name}`);
+        const events = detail.body.transitions.map((t: any) => t.event);
+        // Back in needs attention after the retry: a step failed again after the retry was recorded.
+        return events.includes('retry_reset') && events.lastIndexOf('step_failed') > events.indexOf('retry_reset') && detail.body.checkpoint.state === 'needs_attention';
+      },
+      POLL,
+    );
 
     assert.deepEqual(await admin('POST', `/api/checkpoints/${name}/release`, { deleteSnapshot: true }), { status: 202, body: { detail: 'Release requested', checkpoint_name: name } });
-    await eventually('released', async () => (await stateOf(token, name)) === 'released');
+    await eventually('released', async () => (await stateOf(token, name)) === 'released', POLL);
     assert.equal((await admin('POST', `/api/checkpoints/${name}/release`, { deleteSnapshot: false })).status, 409);
 
     const audit = await database.db.execute(sql`select actor, action, target, detail from audit_log where target = ${name} order by id`);
@@ -78,7 +87,7 @@ void describe('admin checkpoint API', { timeout: 120_000 }, () => {
 
     // The claim is free. Past the cooldown the limited service refuses (its one token is spent);
     // the default service creates.
-    await new Promise((r) => setTimeout(r, 2100));
+    await sleep(2100);
     assert.deepEqual(await call(limited.base, 'POST', '/checkpoint/create', { token, body: { runner_id: 'op-runner', job_id: 'op-2' } }), {
       status: 429,
       body: { detail: "Too many create requests for runner 'op-runner'" },
@@ -91,7 +100,7 @@ void describe('admin checkpoint API', { timeout: 120_000 }, () => {
     const tokenM = await h.registerRunner('list-other');
     const first = (await call(base, 'POST', '/checkpoint/create', { token: tokenL, body: { runner_id: 'list-runner', job_id: 'list-1' } })).body;
     await call(base, 'POST', '/checkpoint/finalize', { token: tokenL, body: { checkpoint_name: first.name, status: 'failure' } });
-    await eventually('needs attention', async () => (await stateOf(tokenL, first.name)) === 'needs_attention');
+    await eventually('needs attention', async () => (await stateOf(tokenL, first.name)) === 'needs_attention', POLL);
     const second = (await call(base, 'POST', '/checkpoint/create', { token: tokenM, body: { runner_id: 'list-other', job_id: 'list-2' } })).body;
     assert.equal(second.state, 'created');
 
@@ -167,11 +176,11 @@ void describe('admin checkpoint API', { timeout: 120_000 }, () => {
     const rows = await database.db.execute(sql`select count(*)::int as n from checkpoints where runner_id = 'slow-runner'`);
     assert.equal((rows as any).rows[0].n, 0);
     // The caller gave up on it: the workflow is canceled, so a late create is compensated, never kept.
-    const ids: string[] = [];
-    for (let i = 0; i < 50 && ids.length === 0; i++) {
-      for await (const wf of env.client.workflow.list({ query: "RunnerId = 'slow-runner'" })) ids.push(wf.workflowId);
-      if (ids.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const ids = await eventually('the abandoned create\'s workflow in the visibility list', async () => {
+      const found: string[] = [];
+      for await (const wf of env.client.workflow.list({ query: "RunnerId = 'slow-runner'" })) found.push(wf.workflowId);
+      return found.length > 0 && found;
+    }, { timeoutMs: 5000, intervalMs: 100 });
     assert.equal(ids.length, 1);
     const history = await env.client.workflow.getHandle(ids[0]!).fetchHistory();
     assert.ok((history.events ?? []).some((e) => e.workflowExecutionCancelRequestedEventAttributes), 'a cancel was requested');

@@ -1,6 +1,6 @@
 // The agent's own credential: once a runner has one, the runner token (the one CI jobs hold) can no
 // longer open an agent session, while it still works for /checkpoint/*. Legacy runners keep working.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { agentAuthenticator } from '../../src/inventory/agent-credential.js';
 import { parseInventory } from '../../src/inventory/inventory-file.js';
@@ -11,11 +11,11 @@ import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js
 describe('agent credential', () => {
   let database: TestDatabase;
   let registry: RunnerRegistry;
-  before(async () => {
+  beforeAll(async () => {
     database = await createPgliteDatabase();
     registry = new RunnerRegistry({ db: database.db, pepper: 'agent-credential-test-pepper' });
   });
-  after(() => database?.drop());
+  afterAll(() => database?.drop());
 
   it('an API runner starts on the legacy scheme; its agent token then replaces the runner token for sessions only', async () => {
     const { token } = await registry.createRunner({ runner_id: 'api-1', backend: 'bare_metal', reset_cmd: 'r' });

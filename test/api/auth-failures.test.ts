@@ -1,13 +1,13 @@
 // Failed authentications are limited per address on HTTP, answered 429 for the rest of the minute,
 // even with valid credentials, and logged once.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { AuthFailureLimiter } from '../../src/util/auth-failures.js';
 import { requireAdminToken } from '../../src/api/auth.js';
-import { captureLogger } from './activities-harness.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 const ADMIN = 'admin-token-for-the-auth-failure-test';
 
@@ -15,9 +15,9 @@ describe('failed authentications per address', () => {
   let server: http.Server;
   let base: string;
   let clock = 0;
-  const log = captureLogger();
+  const log = captureLogs();
 
-  before(async () => {
+  beforeAll(async () => {
     const app = express();
     app.locals.authFailures = new AuthFailureLimiter({ perMinute: 3 }, log.logger, () => clock);
     app.get('/admin', requireAdminToken(ADMIN), (_req, res) => void res.json({ ok: true }));
@@ -25,7 +25,7 @@ describe('failed authentications per address', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   const get = async (token: string) => (await fetch(`${base}/admin`, { headers: { authorization: `Bearer ${token}` } })).status;
 
@@ -43,9 +43,9 @@ describe('failed authentications per address', () => {
 describe('failed authentications behind a trusted reverse proxy', () => {
   let server: http.Server;
   let base: string;
-  const log = captureLogger();
+  const log = captureLogs();
 
-  before(async () => {
+  beforeAll(async () => {
     const app = express();
     // The test's requests come from 127.0.0.1, playing the proxy.
     app.locals.authFailures = new AuthFailureLimiter({ perMinute: 3, trustedProxies: ['127.0.0.0/8', '10.1.0.0/16'] }, log.logger);
@@ -54,7 +54,7 @@ describe('failed authentications behind a trusted reverse proxy', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   const get = async (token: string, forwardedFor: string) =>
     (await fetch(`${base}/admin`, { headers: { authorization: `Bearer ${token}`, 'x-forwarded-for': forwardedFor } })).status;

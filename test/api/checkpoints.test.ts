@@ -1,7 +1,8 @@
 // The runner-facing HTTP API (protocol spec §4.1–4.4) against a real Temporal dev server, a real
 // worker running the checkpoint workflow, PostgreSQL, and fetch over 127.0.0.1.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { sql } from 'drizzle-orm';
 import { agentPresence, controllerInstances } from '../../db/schema.js';
@@ -9,19 +10,23 @@ import { agentRequestHandlerFor } from '../../src/services/checkpoints.js';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
 import { startDevServerEnv } from '../helpers/temporal.js';
-import { ADMIN_TOKEN, ISO_UTC, call, eventually, startApiHarness, type ApiHarness } from './api-harness.js';
+import { ADMIN_TOKEN, ISO_UTC, call, startApiHarness, type ApiHarness } from '../helpers/api-harness.js';
+import { eventually } from '../helpers/eventually.js';
+
+/** How the API tests poll: up to 15 s, every 100 ms. */
+const POLL = { timeoutMs: 15_000, intervalMs: 100 };
 
 let env: TestWorkflowEnvironment;
 let database: TestDatabase;
 let h: ApiHarness;
 let base: string;
 
-before(async () => {
+beforeAll(async () => {
   [env, database] = await Promise.all([startDevServerEnv(), createPostgresDatabase('e2epool_api')]);
   h = await startApiHarness(env, database);
   base = h.api.base;
 });
-after(async () => {
+afterAll(async () => {
   await h?.close();
   await env?.teardown();
   await database?.drop();
@@ -34,7 +39,7 @@ async function create(token: string, runnerId: string, jobId = nextJob()) {
   return call(base, 'POST', '/checkpoint/create', { token, body: { runner_id: runnerId, job_id: jobId } });
 }
 
-void describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
+describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
   it('answers /healthz exactly as e2epool and /health with the operator summary', async () => {
     assert.deepEqual(await call(base, 'GET', '/healthz'), { status: 200, body: { status: 'ok', detail: null } });
     const health = await call(base, 'GET', '/health');
@@ -176,10 +181,14 @@ void describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
       body: { detail: 'Finalize queued', checkpoint_name: cp.name },
     });
     // Creating right after the finalize was queued: cooldown first (e2epool probe 173).
-    const row = await eventually('finalize projected', async () => {
-      const s = await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token });
-      return s.body.finalize_status ? s.body : null;
-    });
+    const row = await eventually(
+      'finalize projected',
+      async () => {
+        const s = await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token });
+        return s.body.finalize_status ? s.body : null;
+      },
+      POLL,
+    );
     assert.equal(row.finalize_status, 'failure');
     assert.equal(row.finalize_source, 'hook');
     assert.match(row.finalized_at, ISO_UTC);
@@ -191,8 +200,8 @@ void describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
     assert.notEqual(again.body.state, 'created');
 
     // The holder is on the reset path (no agent: it ends in needs_attention): 409 at once.
-    await eventually('needs attention', async () => (await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token })).body.state === 'needs_attention');
-    await new Promise((r) => setTimeout(r, 2000));
+    await eventually('needs attention', async () => (await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token })).body.state === 'needs_attention', POLL);
+    await sleep(2000);
     assert.deepEqual(await create(token, 'fin-runner', 'fin-3'), { status: 409, body: { detail: `Active checkpoint '${cp.name}' already exists for runner 'fin-runner'` } });
     const status = await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token });
     assert.equal(status.body.finalize_status, 'failure', 'the first finalize won');
@@ -223,10 +232,14 @@ void describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
     const { body: cp } = await create(token, 'ready-runner', 'ready-1');
     assert.equal((await call(base, 'GET', '/runner/readiness', { token })).status, 200, 'a created checkpoint is a job running, not a reset');
     await call(base, 'POST', '/checkpoint/finalize', { token, body: { checkpoint_name: cp.name, status: 'canceled' } });
-    const attention = await eventually('needs attention', async () => {
-      const r = await call(base, 'GET', '/runner/readiness', { token });
-      return r.body.reason === 'needs_attention' ? r : null;
-    });
+    const attention = await eventually(
+      'needs attention',
+      async () => {
+        const r = await call(base, 'GET', '/runner/readiness', { token });
+        return r.body.reason === 'needs_attention' ? r : null;
+      },
+      POLL,
+    );
     assert.equal(attention.status, 503);
     assert.ok(attention.body.detail.includes(cp.name));
   });
@@ -272,10 +285,14 @@ void describe('checkpoint HTTP API', { timeout: 120_000 }, () => {
     await assert.rejects(ws.status('ws-other', { checkpoint_name: cp.name }), (err: unknown) => err instanceof E2epoolError && err.code === 'checkpoint_not_found' && err.detail === 'Checkpoint not found');
     await assert.rejects(ws.create('ws-runner', { job_id: 'Bad Job' }), (err: unknown) => err instanceof E2epoolError && err.code === 'validation');
     assert.deepEqual(await ws.finalize('ws-runner', { checkpoint_name: cp.name, status: 'success' }), { detail: 'Finalize queued', checkpoint_name: cp.name });
-    const row = await eventually('finalize projected', async () => {
-      const s = await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token });
-      return s.body.finalize_source ? s.body : null;
-    });
+    const row = await eventually(
+      'finalize projected',
+      async () => {
+        const s = await call(base, 'GET', `/checkpoint/status/${cp.name}`, { token });
+        return s.body.finalize_source ? s.body : null;
+      },
+      POLL,
+    );
     assert.equal(row.finalize_source, 'agent');
   });
 });

@@ -1,11 +1,15 @@
 // The HTTP API on the embedded PGlite database (the `e2epool dev` default): a checkpoint round trip
 // through the real workflow, then `/healthz` and `/health` once the database is gone.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
 import { startDevServerEnv } from '../helpers/temporal.js';
-import { ADMIN_TOKEN, call, eventually, startApiHarness, type ApiHarness } from './api-harness.js';
+import { ADMIN_TOKEN, call, startApiHarness, type ApiHarness } from '../helpers/api-harness.js';
+import { eventually } from '../helpers/eventually.js';
+
+/** How the API tests poll: up to 15 s, every 100 ms. */
+const POLL = { timeoutMs: 15_000, intervalMs: 100 };
 
 let env: TestWorkflowEnvironment;
 let database: TestDatabase;
@@ -13,18 +17,18 @@ let h: ApiHarness;
 let base: string;
 let databaseClosed = false;
 
-before(async () => {
+beforeAll(async () => {
   [env, database] = await Promise.all([startDevServerEnv(), createPgliteDatabase()]);
   h = await startApiHarness(env, database);
   base = h.api.base;
 });
-after(async () => {
+afterAll(async () => {
   await h?.close();
   await env?.teardown();
   if (!databaseClosed) await database?.drop();
 });
 
-void describe('checkpoint HTTP API on PGlite', { timeout: 60_000 }, () => {
+describe('checkpoint HTTP API on PGlite', { timeout: 60_000 }, () => {
   it('creates, reports, finalizes and lists a checkpoint', async () => {
     assert.deepEqual(await call(base, 'GET', '/healthz'), { status: 200, body: { status: 'ok', detail: null } });
     const token = await h.registerRunner('lite-runner');
@@ -37,7 +41,7 @@ void describe('checkpoint HTTP API on PGlite', { timeout: 60_000 }, () => {
       status: 202,
       body: { detail: 'Finalize queued', checkpoint_name: name },
     });
-    await eventually('needs attention (no agent to reset with)', async () => (await call(base, 'GET', `/checkpoint/status/${name}`, { token })).body.state === 'needs_attention');
+    await eventually('needs attention (no agent to reset with)', async () => (await call(base, 'GET', `/checkpoint/status/${name}`, { token })).body.state === 'needs_attention', POLL);
     const status = (await call(base, 'GET', `/checkpoint/status/${name}`, { token })).body;
     assert.equal(status.finalize_status, 'canceled');
     assert.equal(status.finalize_source, 'manual');

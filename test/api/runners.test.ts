@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import express, { type Request, type Response } from 'express';
 import { asc } from 'drizzle-orm';
 import { auditLog } from '../../db/schema.js';
@@ -64,7 +64,7 @@ const proxmoxBody = {
   gitlab_token: 'GITLAB-SECRET',
 };
 
-void describe('admin runner API over HTTP', () => {
+describe('admin runner API over HTTP', () => {
   let database: TestDatabase;
   let registry: RunnerRegistry;
   let server: Server;
@@ -85,20 +85,20 @@ void describe('admin runner API over HTTP', () => {
     return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
   };
 
-  before(async () => {
+  beforeAll(async () => {
     database = await createPostgresDatabase('e2epool_reg');
     registry = new RunnerRegistry({ db: database.db, pepper: 'api-test-pepper' });
     ({ server, base } = await listen(buildApp(registry, dbAudit(database.db), ADMIN)));
     ({ server: unconfigured, base: unconfiguredBase } = await listen(buildApp(registry, dbAudit(database.db), undefined)));
   });
-  after(async () => {
+  afterAll(async () => {
     await close(server);
     await close(unconfigured);
     await database?.drop();
   });
 
-  void describe('admin token checks (§4.1, scenarios 52-57)', () => {
-    void it('no Authorization header → 401, and every admin answer is no-store', async () => {
+  describe('admin token checks (§4.1, scenarios 52-57)', () => {
+    it('no Authorization header → 401, and every admin answer is no-store', async () => {
       const r = await call('GET', '/api/runners', { token: null });
       assert.equal(r.status, 401);
       assert.deepEqual(r.body, { detail: 'Missing admin token: send Authorization: Bearer <token>' });
@@ -106,14 +106,14 @@ void describe('admin runner API over HTTP', () => {
       assert.equal(ok.headers.get('cache-control'), 'no-store');
     });
 
-    void it('no case-sensitive Bearer prefix → 401', async () => {
+    it('no case-sensitive Bearer prefix → 401', async () => {
       for (const auth of ['Basic abc', `bearer ${ADMIN}`, `Bearer${ADMIN}`, ADMIN, '']) {
         const r = await call('GET', '/api/runners', { auth });
         assert.deepEqual([r.status, r.body], [401, { detail: 'Invalid authorization header' }], auth);
       }
     });
 
-    void it('wrong or empty token → 403 Invalid admin token', async () => {
+    it('wrong or empty token → 403 Invalid admin token', async () => {
       // `Bearer ` reaches the server as `Bearer` (HTTP strips trailing spaces): an empty token.
       for (const token of ['wrong-token', '', `${ADMIN}x`, ADMIN.slice(0, -1)]) {
         const r = await call('GET', '/api/runners', { token });
@@ -121,7 +121,7 @@ void describe('admin runner API over HTTP', () => {
       }
     });
 
-    void it('not configured → 503 before the header format is looked at, but after a missing header', async () => {
+    it('not configured → 503 before the header format is looked at, but after a missing header', async () => {
       for (const auth of [`Bearer ${ADMIN}`, 'Basic abc']) {
         const r = await call('GET', '/api/runners', { auth, baseUrl: unconfiguredBase });
         assert.deepEqual([r.status, r.body], [503, { detail: 'Admin API not configured' }]);
@@ -129,12 +129,12 @@ void describe('admin runner API over HTTP', () => {
       assert.equal((await call('GET', '/api/runners', { token: null, baseUrl: unconfiguredBase })).status, 401);
     });
 
-    void it('the right token → 200 [] on an empty registry (scenarios 55, 65)', async () => {
+    it('the right token → 200 [] on an empty registry (scenarios 55, 65)', async () => {
       const r = await call('GET', '/api/runners');
       assert.deepEqual([r.status, r.body], [200, []]);
     });
 
-    void it('a wrong token is 403 on every route, before the body is read (auth before validation)', async () => {
+    it('a wrong token is 403 on every route, before the body is read (auth before validation)', async () => {
       const routes: Array<[string, string]> = [
         ['GET', '/api/runners'],
         ['POST', '/api/runners'],
@@ -153,10 +153,10 @@ void describe('admin runner API over HTTP', () => {
     });
   });
 
-  void describe('POST /api/runners', () => {
+  describe('POST /api/runners', () => {
     let proxmoxToken: string;
 
-    void it('creates a proxmox runner: 201, token shown once, no secrets (scenario 58)', async () => {
+    it('creates a proxmox runner: 201, token shown once, no secrets (scenario 58)', async () => {
       const r = await call('POST', '/api/runners', { body: proxmoxBody });
       assert.equal(r.status, 201);
       assert.equal(r.headers.get('cache-control'), 'no-store');
@@ -178,7 +178,7 @@ void describe('admin runner API over HTTP', () => {
       proxmoxToken = b.token;
     });
 
-    void it('creates bare-metal runners: echoes reset_cmd, tags default to [] (scenarios 59-61)', async () => {
+    it('creates bare-metal runners: echoes reset_cmd, tags default to [] (scenarios 59-61)', async () => {
       const full = await call('POST', '/api/runners', { body: { runner_id: 'bm-01', backend: 'bare_metal', reset_cmd: '/opt/reset.sh', tags: ['z', 'a', 'm'] } });
       assert.equal(full.status, 201);
       assert.equal(full.body.reset_cmd, '/opt/reset.sh');
@@ -194,12 +194,12 @@ void describe('admin runner API over HTTP', () => {
       assert.deepEqual(emptyTags.body.tags, []);
     });
 
-    void it('the same active runner twice → 409 (scenario 62)', async () => {
+    it('the same active runner twice → 409 (scenario 62)', async () => {
       const r = await call('POST', '/api/runners', { body: { runner_id: 'bm-01', backend: 'bare_metal', reset_cmd: 'r' } });
       assert.deepEqual([r.status, r.body], [409, { detail: "Runner 'bm-01' already exists" }]);
     });
 
-    void it('business rules → 422 with a string detail (scenario 63)', async () => {
+    it('business rules → 422 with a string detail (scenario 63)', async () => {
       const cases: Array<[Record<string, unknown>, string]> = [
         [{ runner_id: 'x1', backend: 'docker' }, "Invalid backend 'docker'. Must be 'proxmox' or 'bare_metal'."],
         [
@@ -214,7 +214,7 @@ void describe('admin runner API over HTTP', () => {
       }
     });
 
-    void it('schema errors → 422 with a FastAPI detail list (scenario 64)', async () => {
+    it('schema errors → 422 with a FastAPI detail list (scenario 64)', async () => {
       const bad = await call('POST', '/api/runners', { body: { runner_id: 'bad runner!', backend: 'bare_metal', reset_cmd: 'r' } });
       assert.equal(bad.status, 422);
       assert.deepEqual(bad.body.detail, [
@@ -233,7 +233,7 @@ void describe('admin runner API over HTTP', () => {
       assert.equal(typed.body.detail[0].type, 'int_parsing');
     });
 
-    void it('no body, a non-object body and broken JSON → 422', async () => {
+    it('no body, a non-object body and broken JSON → 422', async () => {
       const none = await call('POST', '/api/runners');
       assert.deepEqual([none.status, none.body], [422, { detail: [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }] }]);
       const list = await call('POST', '/api/runners', { body: [1, 2] });
@@ -244,7 +244,7 @@ void describe('admin runner API over HTTP', () => {
       assert.equal(broken.body.detail[0].type, 'json_invalid');
     });
 
-    void it('the created token authenticates runner routes; after DELETE it gets 403 (scenario 71)', async () => {
+    it('the created token authenticates runner routes; after DELETE it gets 403 (scenario 71)', async () => {
       const ok = await call('GET', '/runner/readiness', { token: proxmoxToken });
       assert.deepEqual([ok.status, ok.body], [200, { runner_id: 'pve-runner-01' }]);
       const del = await call('DELETE', '/api/runners/pve-runner-01');
@@ -253,7 +253,7 @@ void describe('admin runner API over HTTP', () => {
       assert.deepEqual([after.status, after.body], [403, { detail: 'Invalid token' }]);
     });
 
-    void it('re-creating a deactivated runner reactivates it with a new token; the old one stays dead', async () => {
+    it('re-creating a deactivated runner reactivates it with a new token; the old one stays dead', async () => {
       const r = await call('POST', '/api/runners', { body: { runner_id: 'pve-runner-01', backend: 'bare_metal', reset_cmd: 'r' } });
       assert.equal(r.status, 201);
       assert.equal(r.body.is_active, true);
@@ -271,13 +271,13 @@ void describe('admin runner API over HTTP', () => {
     });
   });
 
-  void describe('runner bearer token checks (§4.1)', () => {
+  describe('runner bearer token checks (§4.1)', () => {
     let token: string;
-    before(async () => {
+    beforeAll(async () => {
       token = (await call('POST', '/api/runners', { body: { runner_id: 'tok-01', backend: 'bare_metal', reset_cmd: 'r' } })).body.token;
     });
 
-    void it('missing header 422, lowercase bearer 401, unknown 403, valid 200/201', async () => {
+    it('missing header 422, lowercase bearer 401, unknown 403, valid 200/201', async () => {
       const missing = await call('GET', '/runner/readiness', { token: null });
       assert.deepEqual([missing.status, missing.body], [422, { detail: [{ type: 'missing', loc: ['header', 'authorization'], msg: 'Field required', input: null }] }]);
       const lower = await call('GET', '/runner/readiness', { auth: `bearer ${token}` });
@@ -290,14 +290,14 @@ void describe('admin runner API over HTTP', () => {
       assert.equal((await call('POST', '/checkpoint/create', { token, body: { job_id: '1' } })).status, 201);
     });
 
-    void it('a bad token with an empty body is 403, not 422 (scenario 170); a good one with it is 422', async () => {
+    it('a bad token with an empty body is 403, not 422 (scenario 170); a good one with it is 422', async () => {
       assert.equal((await call('POST', '/checkpoint/create', { token: 'wrong', body: {} })).status, 403);
       assert.equal((await call('POST', '/checkpoint/create', { token, body: {} })).status, 422);
     });
   });
 
-  void describe('listing, reading, deleting', () => {
-    void it('lists active runners by id without tokens or secrets (scenario 66)', async () => {
+  describe('listing, reading, deleting', () => {
+    it('lists active runners by id without tokens or secrets (scenario 66)', async () => {
       const r = await call('GET', '/api/runners');
       assert.equal(r.status, 200);
       assert.deepEqual(
@@ -307,7 +307,7 @@ void describe('admin runner API over HTTP', () => {
       for (const item of r.body) assert.ok(!('token' in item) && !('proxmox_token_value' in item) && !('gitlab_token' in item));
     });
 
-    void it('include_inactive shows deactivated runners with is_active false (scenario 67)', async () => {
+    it('include_inactive shows deactivated runners with is_active false (scenario 67)', async () => {
       await call('DELETE', '/api/runners/bm-03');
       assert.ok(!(await call('GET', '/api/runners')).body.some((x: any) => x.runner_id === 'bm-03'));
       const all = await call('GET', '/api/runners?include_inactive=true');
@@ -323,7 +323,7 @@ void describe('admin runner API over HTTP', () => {
       });
     });
 
-    void it('GET one: 200 without token; unknown and deactivated → 404 (scenario 69)', async () => {
+    it('GET one: 200 without token; unknown and deactivated → 404 (scenario 69)', async () => {
       const r = await call('GET', '/api/runners/bm-01');
       assert.equal(r.status, 200);
       assert.equal(r.body.reset_cmd, '/opt/reset.sh');
@@ -332,14 +332,14 @@ void describe('admin runner API over HTTP', () => {
       assert.equal((await call('GET', '/api/runners/bm-03')).status, 404);
     });
 
-    void it('DELETE: unknown → 404, second delete → 404 (scenario 70)', async () => {
+    it('DELETE: unknown → 404, second delete → 404 (scenario 70)', async () => {
       assert.deepEqual(await call('DELETE', '/api/runners/nope').then((x) => [x.status, x.body]), [404, { detail: 'Runner not found' }]);
       assert.equal((await call('DELETE', '/api/runners/bm-03')).status, 404);
     });
   });
 
-  void describe('token rotation and drain', () => {
-    void it('rotate-token issues a new token once; the old one is refused at once', async () => {
+  describe('token rotation and drain', () => {
+    it('rotate-token issues a new token once; the old one is refused at once', async () => {
       const created = await call('POST', '/api/runners', { body: { runner_id: 'rot-01', backend: 'bare_metal', reset_cmd: 'r' } });
       const old = created.body.token;
       const r = await call('POST', '/api/runners/rot-01/rotate-token');
@@ -353,7 +353,7 @@ void describe('admin runner API over HTTP', () => {
       assert.equal((await call('POST', '/api/runners/nope/rotate-token')).status, 404);
     });
 
-    void it('drain and undrain flip the flag; unknown runners → 404', async () => {
+    it('drain and undrain flip the flag; unknown runners → 404', async () => {
       const d = await call('POST', '/api/runners/bm-01/drain');
       assert.deepEqual([d.status, d.body.drained], [200, true]);
       assert.equal((await call('GET', '/api/runners/bm-01')).body.drained, true);
@@ -363,7 +363,7 @@ void describe('admin runner API over HTTP', () => {
       assert.equal((await call('POST', '/api/runners/bm-03/undrain')).status, 404, 'inactive runners cannot be drained');
     });
 
-    void it('every admin change is audited, and no audit row holds a token', async () => {
+    it('every admin change is audited, and no audit row holds a token', async () => {
       const rows = await database.db.select().from(auditLog).orderBy(asc(auditLog.id));
       const actions = rows.map((r) => `${r.action} ${r.target}`);
       for (const expected of ['runner.create rot-01', 'runner.rotate_token rot-01', 'runner.drain bm-01', 'runner.undrain bm-01', 'runner.deactivate bm-03']) {

@@ -2,10 +2,10 @@
 // percentile_cont percentiles, success rates, finalize sources, per day and per runner; days and
 // admin token validation.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { createStatsRouter } from '../../src/api/routes/stats.js';
 import { databaseKinds, type TestDatabase } from '../helpers/databases.js';
-import { at, insertCheckpoint, serve, type TestServer } from './observability-fixtures.js';
+import { at, insertCheckpoint, serve, type TestServer } from '../helpers/observability-fixtures.js';
 
 const ADMIN = 'stats-admin-token';
 const now = new Date();
@@ -44,15 +44,15 @@ async function get(base: string, path: string, token: string | null = ADMIN): Pr
 }
 
 for (const { kind, create } of databaseKinds) {
-  void describe(`stats summary on ${kind}`, { timeout: 60_000 }, () => {
+  describe(`stats summary on ${kind}`, { timeout: 60_000 }, () => {
     let database: TestDatabase;
     let server: TestServer;
-    before(async () => {
+    beforeAll(async () => {
       database = await create();
       await seed(database.db);
       server = await serve(createStatsRouter({ db: database.db, adminToken: ADMIN }));
     });
-    after(async () => {
+    afterAll(async () => {
       await server?.close();
       await database?.drop();
     });

@@ -1,6 +1,6 @@
 // The chaos checker on hand-made ground truth: each invariant is reported when its records show a
 // broken promise, and not when they show the promise kept.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { checkInvariants } from '../../bench/chaos/checker.js';
 import { emptyTruth, type CommandTruth, type FinalFacts, type GroundTruth, type RunnerTruth } from '../../bench/chaos/truth.js';

@@ -3,12 +3,14 @@
 // table and --json shape, the exit codes (0 done, 1 refused, 2 usage or unreachable), where the URL
 // and token come from (flags, environment, a 0600 config file; a readable one is refused), and that
 // every timestamp the main API answers carries its zone.
+// Over 400 lines on purpose: it checks one whole surface against one expensive set-up started once
+// per file; split, each part would start it again.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { loadConfig } from '../../src/config.js';
 import { startController, type Controller } from '../../src/controller.js';
@@ -18,6 +20,7 @@ import { findFreePort } from '../../temporal/free-port.js';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
 import { bundleWorkflowsOnce, quietTemporalRuntime, requireTemporalBinaries } from '../helpers/temporal.js';
 import { AGENT_VERSION } from '../../agent/version.js';
+import { eventually } from '../helpers/eventually.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const dir = mkdtempSync(path.join(tmpdir(), 'e2epool-admin-cli-'));
@@ -68,15 +71,8 @@ async function http(method: string, p: string, opts: { token?: string; body?: un
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-async function eventually<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 90_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn().catch(() => undefined);
-    if (value) return value;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+/** The controller's workflows run on a real clock: give them long enough on a loaded machine. */
+const SLOW = { timeoutMs: 90_000, intervalMs: 250 };
 
 /** Every timestamp-looking string in an answer, with where it is. */
 function timestampsIn(value: unknown, where: string, out: Array<{ where: string; value: string }> = []): Array<{ where: string; value: string }> {
@@ -88,7 +84,7 @@ function timestampsIn(value: unknown, where: string, out: Array<{ where: string;
 
 let checkpointName: string;
 
-before(async () => {
+beforeAll(async () => {
   requireTemporalBinaries(['cli']);
   quietTemporalRuntime();
   temporal = await startTemporalDevServer({ logger, dbFile: path.join(dir, 'temporal.sqlite'), ui: false });
@@ -121,7 +117,7 @@ before(async () => {
   checkpointName = created.body.name;
   const finalized = await http('POST', '/checkpoint/finalize', { token: RUNNER_TOKEN, body: { checkpoint_name: checkpointName, status: 'failure' } });
   assert.equal(finalized.status, 202, JSON.stringify(finalized.body));
-  await eventually('needs attention', async () => (await http('GET', `/api/checkpoints/${checkpointName}`)).body?.checkpoint?.state === 'needs_attention');
+  await eventually('needs attention', async () => (await http('GET', `/api/checkpoints/${checkpointName}`)).body?.checkpoint?.state === 'needs_attention', SLOW);
 
   // An API runner (rotate-token and delete apply to those) and a webhook the dispatcher gave up on.
   assert.equal((await http('POST', '/api/runners', { body: { runner_id: 'api-1', backend: 'bare_metal', reset_cmd: 'true' } })).status, 201);
@@ -131,15 +127,15 @@ before(async () => {
   );
 });
 
-after(async () => {
+afterAll(async () => {
   await controller?.stop();
   await database?.drop();
   await temporal?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
-void describe('e2epool admin against a real controller', { timeout: 300_000 }, () => {
-  void it('--version on the CLI and on the agent-only entry', async () => {
+describe('e2epool admin against a real controller', { timeout: 300_000 }, () => {
+  it('--version on the CLI and on the agent-only entry', async () => {
     const [full, agentOnly] = await Promise.all([
       cli(['--version']),
       new Promise<CliResult>((resolve) => {
@@ -155,7 +151,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     assert.deepEqual(agentOnly, { code: 0, stdout: `${AGENT_VERSION}\n`, stderr: '' });
   });
 
-  void it('runners: list, show, drain, undrain, rotate-token, delete', async () => {
+  it('runners: list, show, drain, undrain, rotate-token, delete', async () => {
     const list = await admin('runners', 'list');
     assert.equal(list.code, 0, list.stderr);
     const lines = list.stdout.trimEnd().split('\n');
@@ -195,7 +191,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     assert.ok((await adminJson('runners', 'list', '--all')).some((r: any) => r.runner_id === 'api-1' && r.is_active === false));
   });
 
-  void it('refusals exit 1 with the controller message; usage errors and an unreachable controller exit 2', async () => {
+  it('refusals exit 1 with the controller message; usage errors and an unreachable controller exit 2', async () => {
     const port = await findFreePort();
     const [unknownRunner, wrongToken, noVerb, badSince, noMessage, unreachable, notInAttention] = await Promise.all([
       admin('runners', 'drain', 'no-such-runner'),
@@ -219,7 +215,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     assert.deepEqual(notInAttention, { code: 1, stdout: '', stderr: 'Error: Checkpoint not found (HTTP 404)\n' });
   });
 
-  void it('URL and token from the environment, or from a config file that must be mode 0600, ours and not a link', async () => {
+  it('URL and token from the environment, or from a config file that must be mode 0600, ours and not a link', async () => {
     const env = { E2EPOOL_URL: controller.url, E2EPOOL_ADMIN_TOKEN: ADMIN_TOKEN };
     const fromEnv = await cli(['admin', 'maintenance', 'status'], env);
     assert.deepEqual(fromEnv, { code: 0, stdout: 'Maintenance is off: creates are accepted.\n', stderr: '' });
@@ -262,7 +258,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     rmSync(file);
   });
 
-  void it('checkpoints list and show, retry-reset, release', async () => {
+  it('checkpoints list and show, retry-reset, release', async () => {
     const listed = await admin('checkpoints', 'list', '--state', 'needs_attention', '--since', '1h');
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /^NAME\s+RUNNER\s+JOB\s+STATE\s+RESULT\s+REASON\s+CREATED$/m);
@@ -290,16 +286,16 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
       const d = (await http('GET', `/api/checkpoints/${checkpointName}`)).body;
       const events = d.transitions.map((t: any) => t.event);
       return events.includes('retry_reset') && events.lastIndexOf('step_failed') > events.indexOf('retry_reset') && d.checkpoint.state === 'needs_attention';
-    });
+    }, SLOW);
     const released = await adminJson('release', checkpointName, '--delete-snapshot');
     assert.deepEqual(released, { detail: 'Release requested', checkpoint_name: checkpointName });
-    await eventually('released', async () => (await http('GET', `/api/checkpoints/${checkpointName}`)).body.checkpoint.state === 'released');
+    await eventually('released', async () => (await http('GET', `/api/checkpoints/${checkpointName}`)).body.checkpoint.state === 'released', SLOW);
     const again = await admin('release', checkpointName);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /is not in needs_attention \(state: released\) \(HTTP 409\)/);
   });
 
-  void it('maintenance on, status, off', async () => {
+  it('maintenance on, status, off', async () => {
     const on = await admin('maintenance', 'on', 'Upgrading, back at 14:00');
     assert.deepEqual(on, { code: 0, stdout: 'Maintenance is ON: new creates answer 503 "Upgrading, back at 14:00".\n', stderr: '' });
     assert.deepEqual(await adminJson('maintenance', 'status'), { enabled: true, message: 'Upgrading, back at 14:00' });
@@ -310,7 +306,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     assert.equal(extra.code, 2);
   });
 
-  void it('cleanup (dry run and real) and the orphan audit', async () => {
+  it('cleanup (dry run and real) and the orphan audit', async () => {
     const dry = await admin('cleanup', '--dry-run');
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /^Dry run: older than 90 days, these rows would be deleted:\nTABLE\s+ROWS\ncheckpoints\s+0\n/);
@@ -324,7 +320,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     assert.deepEqual(Object.keys(await adminJson('orphans')).sort(), ['alert', 'checkedRunners', 'orphans', 'unchecked']);
   });
 
-  void it('webhooks list and requeue', async () => {
+  it('webhooks list and requeue', async () => {
     const listed = await admin('webhooks', 'list');
     assert.equal(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /^EVENT\s+PROVIDER\s+JOB\s+STATUS\s+ATTEMPTS\s+RECEIVED\s+LAST ERROR$/m);
@@ -339,7 +335,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     await eventually('delivered', async () => {
       const r: any = await database.db.execute(sql`select outcome from webhook_inbox where event_id = 'gitlab-given-up-1'`);
       return r.rows[0]?.outcome === 'no_active_checkpoint';
-    }, 20_000);
+    }, { timeoutMs: 20_000, intervalMs: 250 });
     const twice = await admin('webhooks', 'requeue', 'gitlab-given-up-1');
     assert.deepEqual(twice, { code: 1, stdout: '', stderr: "Error: Webhook event 'gitlab-given-up-1' was not given up (it is already delivered) (HTTP 409)\n" });
     const unknown = await admin('webhooks', 'requeue', 'no-such-event');
@@ -347,7 +343,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     assert.deepEqual(await admin('webhooks', 'list'), { code: 0, stdout: 'No given-up webhook deliveries.\n', stderr: '' });
   });
 
-  void it('audit shows what the verbs above changed', async () => {
+  it('audit shows what the verbs above changed', async () => {
     const entries = (await adminJson('audit', '--since', '1h', '--limit', '1000')).entries as Array<{ action: string; target: string | null; actor: string }>;
     const actions = new Set(entries.map((e) => e.action));
     for (const action of ['runner.drain', 'runner.undrain', 'runner.rotate_token', 'runner.deactivate', 'checkpoint.retry_reset', 'checkpoint.release', 'maintenance.enable', 'maintenance.disable', 'housekeeping.cleanup', 'webhook.requeue']) {
@@ -361,7 +357,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     assert.deepEqual((await adminJson('audit', '--since', '2999-01-01T00:00:00Z')).entries, []);
   });
 
-  void it('every verb has --help with examples', async () => {
+  it('every verb has --help with examples', async () => {
     const verbs = [
       ['runners', 'list'],
       ['runners', 'show'],
@@ -387,7 +383,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     });
   });
 
-  void it('every timestamp of the main API answers is ISO 8601 with its zone', async () => {
+  it('every timestamp of the main API answers is ISO 8601 with its zone', async () => {
     const runnerAuth = { token: RUNNER_TOKEN };
     const answers: Array<[string, { status: number; body: any }]> = [];
     for (const [method, p, opts] of [
@@ -422,7 +418,7 @@ void describe('e2epool admin against a real controller', { timeout: 300_000 }, (
     assert.deepEqual(problems, []);
   });
 
-  void it("runs every e2epool admin command the runbook shows: none is a usage error", async () => {
+  it("runs every e2epool admin command the runbook shows: none is a usage error", async () => {
     const runbook = readFileSync(path.join(repo, 'docs', 'runbook.md'), 'utf8');
     const shown = new Set<string>();
     for (const m of runbook.matchAll(/`(e2epool admin [^`]+)`/g)) shown.add(m[1]!);

@@ -1,7 +1,7 @@
 // The service wrapper of `serve` and `worker`: a fatal error reported by the service (a Temporal
 // worker that stopped) stops it and exits 1, so a supervisor restarts it; a signal stops it and
 // exits 0; a failed start exits 1. Run in a child process, as the commands run.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';

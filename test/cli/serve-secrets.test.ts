@@ -1,6 +1,6 @@
 // `serve` and `worker` refuse to start without a token pepper or with short secrets, before they
 // open anything; the message names every problem and no secret.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';

@@ -1,7 +1,7 @@
 // `e2epool worker` (the standalone checkpoint-queue worker) is built like serve's: alerts its
 // activities raise are delivered from it. A checkpoint whose agent cannot be reached needs
 // attention, and the alert webhook hears of it from the worker process.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,7 +24,7 @@ describe('standalone worker', { timeout: 180_000 }, () => {
   let hook: http.Server;
   const delivered: Array<{ key?: string; state?: string }> = [];
 
-  before(async () => {
+  beforeAll(async () => {
     [env, database] = await Promise.all([startDevServerEnv(), createPostgresDatabase('e2epool_worker_alerts')]);
     hook = http.createServer((req, res) => {
       let body = '';
@@ -36,7 +36,7 @@ describe('standalone worker', { timeout: 180_000 }, () => {
     });
     await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
   });
-  after(async () => {
+  afterAll(async () => {
     await new Promise<void>((resolve) => hook?.close(() => resolve()));
     await env?.teardown();
     await database?.drop();

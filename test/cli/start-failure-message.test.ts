@@ -1,11 +1,11 @@
 // A start that fails on the database says so and names the setting to fix: pg's own
 // `connect ECONNREFUSED 127.0.0.1:5999` says neither. Other failures are left as they are.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { explainStartFailure } from '../../src/cli/command.js';
 
-void describe('start failures on the database', () => {
-  void it('name E2EPOOL_DATABASE_URL and leave other failures alone', () => {
+describe('start failures on the database', () => {
+  it('name E2EPOOL_DATABASE_URL and leave other failures alone', () => {
     const config = { DATABASE_URL: 'postgresql://e2epool:secret@db.internal:5999/e2epool' };
     const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:5999'), { code: 'ECONNREFUSED', port: 5999 });
     const explained = explainStartFailure(refused, config) as Error;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { alertThresholdsFromConfig } from '../../src/alerts/conditions.js';
 import { createAlertDelivery } from '../../src/alerts/delivery.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -23,8 +23,8 @@ const problemsOf = (env: Record<string, string>): string[] => {
   return [];
 };
 
-void describe('operator settings', () => {
-  void it('have the defaults that were hard-coded before', () => {
+describe('operator settings', () => {
+  it('have the defaults that were hard-coded before', () => {
     const c = loadConfig({});
     assert.equal(c.ALERT_RESEND_INTERVAL_SECONDS, 300);
     assert.equal(c.WEBHOOK_MAX_ATTEMPTS, 20);
@@ -36,7 +36,7 @@ void describe('operator settings', () => {
     assert.equal(c.CREATE_RATE_LIMIT_PER_MINUTE, 60);
   });
 
-  void it('are read from the environment and refused with the setting named', () => {
+  it('are read from the environment and refused with the setting named', () => {
     const c = loadConfig({
       E2EPOOL_ALERT_RESEND_INTERVAL_SECONDS: '0',
       E2EPOOL_WEBHOOK_MAX_ATTEMPTS: '3',
@@ -57,7 +57,7 @@ void describe('operator settings', () => {
     for (const bad of ['-a', 'a-', 'a_b', 'x'.repeat(41), 'a.b']) assert.equal(problemsOf({ E2EPOOL_INSTANCE_ID: bad }).length, 1, bad);
   });
 
-  void it('E2EPOOL_INSTANCE_ID names the gateway task queue across restarts; unset stays random per start', () => {
+  it('E2EPOOL_INSTANCE_ID names the gateway task queue across restarts; unset stays random per start', () => {
     assert.equal(instanceIdOf({ INSTANCE_ID: 'ctl-a1' }), 'ctl-a1');
     assert.equal(gatewayTaskQueue(instanceIdOf({ INSTANCE_ID: 'ctl-a1' })), 'e2epool-gw-ctl-a1');
     assert.equal(instanceIdOf({ INSTANCE_ID: 'ctl-a1' }, 'worker'), 'ctl-a1-worker', 'a worker on the same env file is told apart');
@@ -67,7 +67,7 @@ void describe('operator settings', () => {
     assert.match(a, /^[a-z0-9]+-[0-9a-f]{8}$/);
   });
 
-  void it('E2EPOOL_RETENTION_TIME sets the hour and minute of the daily retention schedule', () => {
+  it('E2EPOOL_RETENTION_TIME sets the hour and minute of the daily retention schedule', () => {
     const calendarOf = (retentionTime?: string) => (housekeepingScheduleDefinitions({ taskQueue: 'q', retentionDays: 90, ...(retentionTime ? { retentionTime } : {}) })[RETENTION_SCHEDULE_ID]!.spec as any).calendars[0];
     assert.deepEqual([calendarOf().hour, calendarOf().minute], [3, 17]);
     assert.deepEqual([calendarOf('23:05').hour, calendarOf('23:05').minute], [23, 5]);
@@ -75,18 +75,18 @@ void describe('operator settings', () => {
     assert.throws(() => parseTimeOfDay('24:00'), /HH:MM/);
   });
 
-  void it('E2EPOOL_ALERT_FAILURE_RATE_MIN_SAMPLES reaches the alert thresholds', () => {
+  it('E2EPOOL_ALERT_FAILURE_RATE_MIN_SAMPLES reaches the alert thresholds', () => {
     assert.equal(alertThresholdsFromConfig(loadConfig({})).failureRateMinSamples, 5);
     assert.equal(alertThresholdsFromConfig(loadConfig({ E2EPOOL_ALERT_FAILURE_RATE_MIN_SAMPLES: '12' })).failureRateMinSamples, 12);
   });
 
 });
 
-void describe('E2EPOOL_ALERT_RESEND_INTERVAL_SECONDS', () => {
+describe('E2EPOOL_ALERT_RESEND_INTERVAL_SECONDS', () => {
   let server: http.Server;
   let url: string;
   const received: unknown[] = [];
-  before(async () => {
+  beforeAll(async () => {
     server = http.createServer((req, res) => {
       let body = '';
       req.on('data', (c) => (body += c));
@@ -98,12 +98,12 @@ void describe('E2EPOOL_ALERT_RESEND_INTERVAL_SECONDS', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   const alert = { key: 'queue_depth:warning', severity: 'warning', message: 'Queue depth 12' };
   const logger = createLogger({ level: 'silent' });
 
-  void it('holds the same alert back within the interval', async () => {
+  it('holds the same alert back within the interval', async () => {
     received.length = 0;
     const delivery = createAlertDelivery({ webhookUrls: [url], format: 'generic', logger, minIntervalSeconds: loadConfig({}).ALERT_RESEND_INTERVAL_SECONDS });
     await delivery.deliver(alert);
@@ -111,7 +111,7 @@ void describe('E2EPOOL_ALERT_RESEND_INTERVAL_SECONDS', () => {
     assert.equal(received.length, 1);
   });
 
-  void it('0 sends every time', async () => {
+  it('0 sends every time', async () => {
     received.length = 0;
     const delivery = createAlertDelivery({ webhookUrls: [url], format: 'generic', logger, minIntervalSeconds: loadConfig({ E2EPOOL_ALERT_RESEND_INTERVAL_SECONDS: '0' }).ALERT_RESEND_INTERVAL_SECONDS });
     await delivery.deliver(alert);

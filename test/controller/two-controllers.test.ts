@@ -2,7 +2,7 @@
 // connected to each. Checkpoint workflows run on instance A's worker only; agent commands for a
 // runner whose socket lives on instance B must be routed to B's own task queue, and back to A
 // after B drains and the agent reconnects there.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { createLogger } from '../../src/logger.js';
 import { startTemporalDevServer } from '../../temporal/dev-server.js';
 import { bundleWorkflowsOnce, quietTemporalRuntime } from '../helpers/temporal.js';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
+import { eventually } from '../helpers/eventually.js';
 
 const repo = path.resolve(import.meta.dirname, '../..');
 const dir = mkdtempSync(path.join(tmpdir(), 'e2epool-two-'));
@@ -64,15 +65,9 @@ function startAgent(runnerId: string, controllerUrl: string): { socket: string; 
   return { socket, marker, proc };
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value) return value;
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what} (logs in ${dir})`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const polling = { timeoutMs: 60_000, intervalMs: 250 };
+/** What a wait is for, and where the agents' logs are. */
+const inLogs = (what: string) => `${what} (logs in ${dir})`;
 
 async function presenceOf(runnerId: string): Promise<string | null> {
   const r: any = await pgdb.db.execute(sql`select instance_id from agent_presence where runner_id = ${runnerId}`);
@@ -84,7 +79,7 @@ async function stateOf(name: string): Promise<string> {
   return r.rows[0]?.state;
 }
 
-before(async () => {
+beforeAll(async () => {
   quietTemporalRuntime();
   temporal = await startTemporalDevServer({ logger, dbFile: path.join(dir, 'temporal.sqlite'), ui: false });
   pgdb = await createPostgresDatabase('e2epool_two');
@@ -110,7 +105,7 @@ before(async () => {
   b = await startController(config, { logger, checkpointWorker: false });
 });
 
-after(async () => {
+afterAll(async () => {
   for (const p of agents) p.kill('SIGTERM');
   await a?.stop();
   await b?.stop().catch(() => undefined);
@@ -122,8 +117,8 @@ describe('two controller instances', () => {
   it('routes agent commands to the instance that holds the socket, and follows the agent when it moves', async () => {
     const r1 = startAgent('r1', b.url);
     const r2 = startAgent('r2', a.url);
-    await waitFor('r1 on B', async () => (await presenceOf('r1')) === b.instanceId);
-    await waitFor('r2 on A', async () => (await presenceOf('r2')) === a.instanceId);
+    await eventually(inLogs('r1 on B'), async () => (await presenceOf('r1')) === b.instanceId, polling);
+    await eventually(inLogs('r2 on A'), async () => (await presenceOf('r2')) === a.instanceId, polling);
 
     // r1: workflow runs on A's worker, its reset must reach the agent connected to B.
     const created = await cli(['create', '--job-id', '501', '--socket', r1.socket]);
@@ -132,7 +127,7 @@ describe('two controller instances', () => {
     const fin = await cli(['finalize', '--checkpoint', name, '--status', 'failure', '--socket', r1.socket]);
     assert.equal(fin.status, 0, fin.stderr);
     assert.equal(fin.stdout.trim(), 'Finalize queued');
-    await waitFor(`${name} reset`, async () => (await stateOf(name)) === 'reset');
+    await eventually(inLogs(`${name} reset`), async () => (await stateOf(name)) === 'reset', polling);
     assert.equal(readFileSync(r1.marker, 'utf8').trim(), 'reset', 'the reset ran once, on the host behind B');
 
     // r2 in parallel: its agent is on A itself.
@@ -140,21 +135,21 @@ describe('two controller instances', () => {
     assert.equal(created2.status, 0, created2.stderr);
     const name2 = created2.stdout.trim();
     assert.equal((await cli(['finalize', '--checkpoint', name2, '--status', 'canceled', '--socket', r2.socket])).status, 0);
-    await waitFor(`${name2} reset`, async () => (await stateOf(name2)) === 'reset');
+    await eventually(inLogs(`${name2} reset`), async () => (await stateOf(name2)) === 'reset', polling);
 
     // B drains: r1's agent is closed with 1001, reconnects (to A, the only address it knows
     // after we restart it there) and the next checkpoint's reset goes through A.
     await b.stop();
-    await waitFor('r1 presence gone', async () => (await presenceOf('r1')) === null || (await presenceOf('r1')) !== b.instanceId);
+    await eventually(inLogs('r1 presence gone'), async () => (await presenceOf('r1')) === null || (await presenceOf('r1')) !== b.instanceId, polling);
     r1.proc.kill('SIGTERM');
-    await waitFor('r1 agent exit', async () => r1.proc.exitCode !== null || !existsSync(r1.socket));
+    await eventually(inLogs('r1 agent exit'), async () => r1.proc.exitCode !== null || !existsSync(r1.socket), polling);
     const moved = startAgent('r1', a.url);
-    await waitFor('r1 on A', async () => (await presenceOf('r1')) === a.instanceId);
+    await eventually(inLogs('r1 on A'), async () => (await presenceOf('r1')) === a.instanceId, polling);
     const created3 = await cli(['create', '--job-id', '503', '--socket', moved.socket]);
     assert.equal(created3.status, 0, created3.stderr);
     const name3 = created3.stdout.trim();
     assert.equal((await cli(['finalize', '--checkpoint', name3, '--status', 'failure', '--socket', moved.socket])).status, 0);
-    await waitFor(`${name3} reset`, async () => (await stateOf(name3)) === 'reset');
+    await eventually(inLogs(`${name3} reset`), async () => (await stateOf(name3)) === 'reset', polling);
     assert.deepEqual(readFileSync(moved.marker, 'utf8').trim().split('\n'), ['reset', 'reset']);
   });
 });

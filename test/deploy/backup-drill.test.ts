@@ -1,7 +1,7 @@
 // scripts/backup-drill.sh against the local PostgreSQL: a migrated e2epool database with a few
 // checkpoints is dumped, restored into a fresh database and shown back; every database made here,
 // by the test or by the script, is gone afterwards.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -49,7 +49,7 @@ describe('backup drill script', () => {
   let sourceName: string;
   const workdir = mkdtempSync(path.join(tmpdir(), 'e2epool-drill-test-'));
 
-  before(async () => {
+  beforeAll(async () => {
     source = await createPostgresDatabase('e2epool_drill');
     sourceName = source.url.slice(source.url.lastIndexOf('/') + 1);
     for (const [i, name] of NAMES.entries()) {
@@ -70,7 +70,7 @@ describe('backup drill script', () => {
     });
   });
 
-  after(async () => {
+  afterAll(async () => {
     rmSync(workdir, { recursive: true, force: true });
     // Whatever a failed run may have left behind.
     for (const name of await databasesLike(`${sourceName}_`)) await adminQuery(`drop database if exists ${name} with (force)`);

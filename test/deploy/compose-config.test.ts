@@ -7,7 +7,7 @@
 // script against a real Temporal dev server, whose namespace and search attributes are then read
 // back and compared with the code's list.
 import { BlockList } from 'node:net';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { afterAll, beforeAll, describe, it, type TestContext } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -223,7 +223,7 @@ describe('docker-compose.yml', () => {
     const loaded = composeConfig(t);
     if (!loaded) return;
     const { services } = loaded.config;
-    // Rules and dashboard contents: test/unit/prometheus-grafana.test.ts.
+    // Rules and dashboard contents: test/deploy/prometheus-grafana.test.ts.
     const prometheus = services.prometheus!;
     const prom = parse(readFileSync(hostPath(prometheus, '/etc/prometheus/prometheus.yml'), 'utf8'));
     const targets = (job: string) => prom.scrape_configs.find((c: { job_name: string }) => c.job_name === job)?.static_configs[0].targets;
@@ -251,10 +251,10 @@ describe('docker-compose.yml', () => {
     const cli = () => requireTemporalBinaries(['cli']).cli!;
     const quiet = { debug() {}, info() {}, warn() {}, error() {} };
 
-    before(async () => {
+    beforeAll(async () => {
       server = await startTemporalDevServer({ logger: quiet, ui: false, namespace: 'default', cliPath: cli() });
     });
-    after(async () => {
+    afterAll(async () => {
       await server?.stop();
     });
 

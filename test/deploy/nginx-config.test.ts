@@ -2,7 +2,7 @@
 // conf.d file inside http{}), with only its upstream, certificate and log paths pointed at this
 // test: it passes `nginx -t`, hides /metrics in every spelling, proxies the API, and never writes
 // an agent's ?token= to the access log.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -36,7 +36,7 @@ describe('deploy/nginx.conf', () => {
   let nginx: ChildProcess | undefined;
   let port = 0;
 
-  before(async () => {
+  beforeAll(async () => {
     if (!existsSync(NGINX)) {
       if (process.env.CI === 'true') throw new Error(`${NGINX} is missing: scripts/install-tools.sh installs Debian's nginx-light`);
       return;
@@ -58,7 +58,7 @@ describe('deploy/nginx.conf', () => {
     assert.notEqual(site, shipped);
     writeNginxConfig(dir, site);
   });
-  after(async () => {
+  afterAll(async () => {
     nginx?.kill('SIGTERM');
     await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
     rmSync(dir, { recursive: true, force: true });

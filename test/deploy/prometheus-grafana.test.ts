@@ -5,7 +5,7 @@
 // SDK core's worker metrics, merged into /metrics with the prefix temporal_) against the metric
 // names in the SDK core's sources shipped in node_modules. No promtool here (Debian's prometheus
 // package is ~100 MB), so PromQL is checked by a small tokenizer, not a parser.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';

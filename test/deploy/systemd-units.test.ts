@@ -5,7 +5,7 @@
 // sandbox from the files alone. The settings the brief of each unit depends on are then read from
 // the files: the compiled build, the example environment file (which loadConfig must accept), the
 // stop budget against E2EPOOL_SHUTDOWN_GRACE_SECONDS and the hardening.
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { afterAll, describe, test } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { loadInventoryFile } from '../../src/inventory/inventory-file.js';
 import { planDemoRunners, shellQuote, writeDemoInventory } from '../../src/dev/demo-inventory.js';
@@ -13,11 +13,11 @@ import { formatLogLine, lineLogDestination } from '../../src/dev/log-lines.js';
 const fingerprint = Array.from({ length: 32 }, (_, i) => (i * 7).toString(16).padStart(2, '0').slice(-2).toUpperCase()).join(':');
 const endpoint = { url: 'https://127.0.0.1:18006', fingerprint, user: 'e2epool@pve', tokenName: 'dev', tokenValue: 'pve-secret', requiredTag: 'e2epool' };
 
-void describe('dev demo inventory', () => {
+describe('dev demo inventory', () => {
   const dir = mkdtempSync(path.join(tmpdir(), "e2epool-dev-inv-it's-"));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  void test('three runners are two Proxmox VMs and one bare-metal host with distinct ids, VMs and tokens', () => {
+  test('three runners are two Proxmox VMs and one bare-metal host with distinct ids, VMs and tokens', () => {
     const runners = planDemoRunners(3, dir);
     assert.deepEqual(runners.map((r) => [r.runnerId, r.backend, r.vm?.vmid, r.gitlabRunnerId]), [
       ['pve-runner-1', 'proxmox', 101, 1],
@@ -31,7 +31,7 @@ void describe('dev demo inventory', () => {
     assert.throws(() => planDemoRunners(0, dir), /from 1 to 50/);
   });
 
-  void test('the written inventory loads without problems: Proxmox fields with the pinned fingerprint, reboot reset for bare metal', async () => {
+  test('the written inventory loads without problems: Proxmox fields with the pinned fingerprint, reboot reset for bare metal', async () => {
     const runners = planDemoRunners(3, dir);
     const file = path.join(dir, 'inventory.yml');
     await writeDemoInventory(file, runners, endpoint);
@@ -56,7 +56,7 @@ void describe('dev demo inventory', () => {
     assert.ok(metal!.resetCmd!.includes("it'\\''s"));
   });
 
-  void test('log lines: time, level, component, message and fields; secrets stay redacted', () => {
+  test('log lines: time, level, component, message and fields; secrets stay redacted', () => {
     const line = formatLogLine(JSON.stringify({ level: 40, time: Date.UTC(2026, 0, 1, 12, 0, 1), pid: 1, name: 'x', component: 'agents', msg: 'agent exited', runnerId: 'pve-runner-1', code: 1, note: 'two words' }));
     assert.match(line, /^\d\d:\d\d:\d\d WARN {2}\[agents\] agent exited runnerId=pve-runner-1 code=1 note="two words"$/);
     assert.equal(formatLogLine('not json'), 'not json');

@@ -7,16 +7,17 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { planDemoRunners, writeDemoInventory } from '../../src/dev/demo-inventory.js';
 import { startGuestAgents, type GuestAgents } from '../../src/dev/guest-agents.js';
 import { startProxmoxSimulator, type ProxmoxSimulator } from '../../sim/proxmox/index.js';
 import { findFreePort } from '../../temporal/free-port.js';
 import { repoRoot } from '../../temporal/tool-paths.js';
-import { eventually, listProcesses } from '../helpers/process-table.js';
+import { eventually } from '../helpers/eventually.js';
+import { listProcesses } from '../helpers/process-table.js';
 
-void describe('dev guest agents', () => {
+describe('dev guest agents', () => {
   let dir: string;
   let sim: ProxmoxSimulator;
   let agents: GuestAgents;
@@ -28,7 +29,7 @@ void describe('dev guest agents', () => {
     assert.equal(res.status, 200, await res.text());
   };
 
-  before(async () => {
+  beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'e2epool-dev-agents-'));
     const runners = planDemoRunners(3, dir);
     sim = await startProxmoxSimulator({ vms: runners.filter((r) => r.vm).map((r) => ({ node: r.vm!.node, vmid: r.vm!.vmid })) });
@@ -44,62 +45,69 @@ void describe('dev guest agents', () => {
     });
   });
 
-  after(async () => {
+  afterAll(async () => {
     await agents?.stop();
     await sim?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  void test('every host gets its own agent in its own process group, serving its socket', async () => {
-    const up = await eventually(() => ['pve-runner-1', 'pve-runner-2', 'bm-runner-1'].every((id) => agentProcesses(id).length === 1), 15_000, 100);
-    assert.ok(up, JSON.stringify(agents.agents()));
+  test('every host gets its own agent in its own process group, serving its socket', async () => {
+    await eventually(
+      () => `one agent process per host: ${JSON.stringify(agents.agents())}`,
+      () => ['pve-runner-1', 'pve-runner-2', 'bm-runner-1'].every((id) => agentProcesses(id).length === 1),
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
     const groups = new Set(agents.agents().map((a) => agentProcesses(a.runnerId)[0]!.pgid));
     assert.equal(groups.size, 3);
     for (const a of agents.agents()) assert.equal(agentProcesses(a.runnerId)[0]!.pgid, a.pid, 'the agent leads its group');
     // The CLI reaches the agent through the socket (it is not connected to any controller).
     const socket = agents.socketPathOf('bm-runner-1');
-    const ok = await eventually(() => {
-      try {
-        return execFileSync(process.execPath, [path.join(repoRoot, 'bin', 'e2epool.js'), 'status', '--json', '--socket', socket], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).match(/"runner_id":\s*"bm-runner-1"/) !== null;
-      } catch {
-        return false;
-      }
-    }, 15_000, 250);
-    assert.ok(ok, 'e2epool status through the agent socket');
+    // A failing `e2epool status` throws; eventually retries and reports its last error on timeout.
+    await eventually(
+      'e2epool status through the agent socket',
+      () => execFileSync(process.execPath, [path.join(repoRoot, 'bin', 'e2epool.js'), 'status', '--json', '--socket', socket], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).match(/"runner_id":\s*"bm-runner-1"/) !== null,
+      { timeoutMs: 15_000, intervalMs: 250 },
+    );
   });
 
-  void test('a VM stop kills its agent; a VM start runs a new agent process', async () => {
+  test('a VM stop kills its agent; a VM start runs a new agent process', async () => {
     const before = pidOf('pve-runner-1');
     assert.ok(before);
     await power(101, 'stopped');
-    assert.ok(await eventually(() => agentProcesses('pve-runner-1').length === 0, 10_000, 50), 'agent of the stopped VM is gone');
+    await eventually('agent of the stopped VM to be gone', () => agentProcesses('pve-runner-1').length === 0, { timeoutMs: 10_000, intervalMs: 50 });
     assert.ok(agentProcesses('pve-runner-2').length === 1, 'the other VM is untouched');
     await power(101, 'running');
-    assert.ok(await eventually(() => agentProcesses('pve-runner-1').length === 1, 10_000, 50), 'agent back after the VM started');
+    await eventually('agent back after the VM started', () => agentProcesses('pve-runner-1').length === 1, { timeoutMs: 10_000, intervalMs: 50 });
     assert.notEqual(agentProcesses('pve-runner-1')[0]!.pid, before);
   });
 
-  void test('the bare-metal reset command reboots the host: a new agent process', async () => {
+  test('the bare-metal reset command reboots the host: a new agent process', async () => {
     const before = pidOf('bm-runner-1');
     const starts = agents.agents().find((a) => a.runnerId === 'bm-runner-1')!.starts;
     const runner = planDemoRunners(3, dir)[2]!;
     execFileSync('sh', ['-c', runner.commands.reset!]);
-    const rebooted = await eventually(() => {
-      const [p] = agentProcesses('bm-runner-1');
-      return p !== undefined && p.pid !== before;
-    }, 10_000, 50);
-    assert.ok(rebooted, JSON.stringify(agents.agents()));
+    await eventually(
+      () => `a new bm-runner-1 agent process: ${JSON.stringify(agents.agents())}`,
+      () => {
+        const [p] = agentProcesses('bm-runner-1');
+        return p !== undefined && p.pid !== before;
+      },
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
     assert.equal(agents.agents().find((a) => a.runnerId === 'bm-runner-1')!.starts, starts + 1);
   });
 
-  void test('a crashed agent is restarted; stop() leaves no agent process', async () => {
+  test('a crashed agent is restarted; stop() leaves no agent process', async () => {
     const [victim] = agentProcesses('pve-runner-2');
     process.kill(victim!.pid, 'SIGKILL');
-    const restarted = await eventually(() => {
-      const [p] = agentProcesses('pve-runner-2');
-      return p !== undefined && p.pid !== victim!.pid;
-    }, 10_000, 50);
-    assert.ok(restarted);
+    await eventually(
+      'the crashed pve-runner-2 agent to be restarted',
+      () => {
+        const [p] = agentProcesses('pve-runner-2');
+        return p !== undefined && p.pid !== victim!.pid;
+      },
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
     const groups = agents.agents().map((a) => a.pid!);
     await agents.stop();
     assert.deepEqual(listProcesses().filter((p) => p.command.includes(dir)), []);

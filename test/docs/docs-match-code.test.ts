@@ -1,7 +1,9 @@
 // The docs against the code: README.md and docs/*.md may name only settings, CLI verbs and flags,
 // HTTP routes, repository files, npm scripts and tools that exist. Each check collects every
 // mismatch with its file and line, so one run lists all of them.
-import { describe, it } from 'node:test';
+// Over 400 lines on purpose: one check per kind of name, each small, kept together so one run lists
+// every mismatch of every doc.
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -325,7 +327,7 @@ function npxTools(): Set<string> {
 const ABSENT_TOOLS: Array<[RegExp, string]> = [
   [/\bprisma\b/, 'the schema is Drizzle (db/schema.ts, npm run db:generate)'],
   [/\bplaywright\s+install\b/, 'only playwright-core is installed; the browser is Debian Chromium (scripts/install-tools.sh)'],
-  [/\b(?:jest|vitest|mocha)\b/, 'tests run on node:test (node scripts/run-tests.js)'],
+  [/\b(?:jest|mocha)\b|scripts\/run-tests|node --test\b/, 'tests run on vitest (npm test, npx vitest run <files>)'],
   [/\bts-node\b/, 'sources run through tsx'],
   [/\b(?:yarn|pnpm)\b/, 'the lock file is npm\'s (npm ci)'],
   [/\bjscpd\b/, 'not a dependency'],

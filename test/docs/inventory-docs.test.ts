@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { INVENTORY_DOC_PATH, renderInventoryReference } from '../../scripts/generate-inventory-docs.js';

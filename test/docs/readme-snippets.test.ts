@@ -1,6 +1,6 @@
 // The README's GitLab pre_build_script, run by sh as gitlab-runner runs it: a failing create stops
 // the job before any of its commands; a successful one exports the checkpoint name to the job.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

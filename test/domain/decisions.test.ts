@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { backoffSeconds, decideAtTtl, decideIdle, initialIdleProgress, isSessionFresh, pathAfterFinalize, resetNeedsFreshSession, type IdleDecision, type RunnerJobsObservation, readLostReset, boundedPollSeconds, MAX_POLLS_PER_WAIT } from '../../src/domain/decisions.js';
 import { parseFinalizeStatus } from '../../src/domain/finalize.js';

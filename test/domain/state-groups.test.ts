@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { activeStates, endStates, isQueued, phaseOf, queuedStates, rebootWindowStates, resetPathStates, resettingStates } from '../../src/domain/checkpoint-states.js';
 import { statesSql } from '../../src/store/state-sql.js';

@@ -1,6 +1,6 @@
 // The measuring scripts' command lines: --help answers, bad options are usage errors (exit 2)
 // before anything is started.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { repoRoot } from '../../temporal/tool-paths.js';

@@ -1,7 +1,7 @@
 // `npm run build` compiles the controller and bundles the workflow code once; `serve` from dist/
 // then starts with no TypeScript runtime and no webpack (no module of either is ever loaded),
 // answers its health checks and stops cleanly.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,10 +50,10 @@ function startCompiledServe(node: string, flags: string[], temporalAddress: stri
 describe('compiled build', { timeout: 300_000 }, () => {
   let env: TestWorkflowEnvironment;
   let child: ChildProcess | undefined;
-  before(async () => {
+  beforeAll(async () => {
     env = await startDevServerEnv();
   });
-  after(async () => {
+  afterAll(async () => {
     child?.kill('SIGKILL');
     await env?.teardown();
     rmSync(dir, { recursive: true, force: true });

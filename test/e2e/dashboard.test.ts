@@ -6,6 +6,8 @@
 // maintenance on and off, drain, retry reset, release, job outcomes paged; a live update arriving
 // over the event stream without a reload or a poll, and polling while the stream is down.
 // With DASHBOARD_SCREENSHOTS_DIR set it also writes the screenshots the runbook shows.
+// Over 400 lines on purpose: it checks one whole surface against one expensive set-up started once
+// per file; split, each part would start it again.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,7 +15,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { sql } from 'drizzle-orm';
@@ -25,8 +28,12 @@ import { raiseAlert } from '../../src/store/alert-store.js';
 import { repoRoot } from '../../temporal/tool-paths.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
 import { startDevServerEnv } from '../helpers/temporal.js';
-import { ADMIN_TOKEN, call, eventually, startApiHarness, type ApiHarness } from '../integration/api-harness.js';
+import { ADMIN_TOKEN, call, startApiHarness, type ApiHarness } from '../helpers/api-harness.js';
+import { eventually } from '../helpers/eventually.js';
 
+/** How the tests poll the page and the API: up to 15 s (30 s for the workflow's steps), every 100 ms. */
+const POLL = { timeoutMs: 15_000, intervalMs: 100 };
+const SLOW_POLL = { timeoutMs: 30_000, intervalMs: 100 };
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const PVE_SECRET = 'pve-secret-value-never-shown';
@@ -46,7 +53,7 @@ let base: string;
 let context: BrowserContext | undefined;
 let userDataDir: string | undefined;
 
-before(async () => {
+beforeAll(async () => {
   if (!existsSync(CHROMIUM)) {
     // Tests never skip: a missing browser is a failure, locally and with CI=true.
     throw new Error(`${CHROMIUM} is missing: run 'bash scripts/install-tools.sh' (Debian's chromium package)`);
@@ -62,7 +69,7 @@ before(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 
-after(async () => {
+afterAll(async () => {
   await context?.close();
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
   dashboard?.close();
@@ -84,7 +91,7 @@ async function createCheckpoint(runnerId: string, token: string, jobId: string) 
 }
 
 async function textOf(locator: Locator, expected: RegExp, what: string): Promise<void> {
-  await eventually(what, async () => expected.test((await locator.textContent({ timeout: 1000 })) ?? ''));
+  await eventually(what, async () => expected.test((await locator.textContent({ timeout: 1000 })) ?? ''), POLL);
 }
 
 /** Every string that looks like a time must be ISO 8601 in UTC with `Z`. */
@@ -184,7 +191,7 @@ async function seedHistory(db: TestDatabase['db']): Promise<void> {
   for (let i = 0; i < 20; i++) await checkpoint(i % 4 === 0 ? 'job_failed' : 'ok', 2 * 24 * 60 + i * 180);
 }
 
-void describe('operator dashboard', { timeout: 180_000 }, () => {
+describe('operator dashboard', { timeout: 180_000 }, () => {
   let tokenA: string;
   let tokenB: string;
   let tokenC: string;
@@ -192,7 +199,7 @@ void describe('operator dashboard', { timeout: 180_000 }, () => {
   let cpB: string;
   const stuckName = 'dash-d-stuck';
 
-  before(async () => {
+  beforeAll(async () => {
     tokenA = await h.registerRunner('dash-a', {
       backend: 'proxmox',
       proxmox_host: 'pve.example.test',
@@ -215,9 +222,9 @@ void describe('operator dashboard', { timeout: 180_000 }, () => {
     cpB = b.body.name;
     // No agent is connected, so the reset after a failed job ends in needs attention.
     assert.equal((await call(base, 'POST', '/checkpoint/finalize', { token: tokenB, body: { checkpoint_name: cpB, status: 'failure' } })).status, 202);
-    await eventually('needs attention', async () => (await stateOf(tokenB, cpB)) === 'needs_attention', 30_000);
+    await eventually('needs attention', async () => (await stateOf(tokenB, cpB)) === 'needs_attention', SLOW_POLL);
     // The workflow raises its alert right after projecting the state: wait for it too.
-    await eventually('needs-attention alert', async () => ((await database.db.execute(sql`select 1 from alerts where key = ${`needs_attention:${cpB}`}`)) as any).rows.length > 0, 30_000);
+    await eventually('needs-attention alert', async () => ((await database.db.execute(sql`select 1 from alerts where key = ${`needs_attention:${cpB}`}`)) as any).rows.length > 0, SLOW_POLL);
     await raiseAlert(database.db, { key: 'runner_offline:dash-c', severity: 'warning', message: 'Agent of dash-c has been offline for 10 minutes', runnerId: 'dash-c' });
     // A checkpoint that stopped moving (no workflow behind it: written as a projection would be).
     await database.db.execute(sql`insert into checkpoints (name, runner_id, job_id, backend, state, finalize_status, finalize_queued_at, created_at, updated_at, reset_started_at, holds_claim, detail)
@@ -241,10 +248,10 @@ void describe('operator dashboard', { timeout: 180_000 }, () => {
   /** Keeps the stand-in instance fresh, so the pool runners stay online while the test looks. */
   const keepInstanceAlive = () => database.db.execute(sql`update controller_instances set last_seen = now() where instance_id = ${FAKE_INSTANCE}`);
   let heartbeat: NodeJS.Timeout | undefined;
-  before(() => {
+  beforeAll(() => {
     heartbeat = setInterval(() => void keepInstanceAlive().catch(() => {}), 5000);
   });
-  after(() => clearInterval(heartbeat));
+  afterAll(() => clearInterval(heartbeat));
 
   it('state, history, job outcomes and a checkpoint need the admin token, carry no secret, and time in UTC with Z', async () => {
     await keepInstanceAlive();
@@ -422,7 +429,7 @@ void describe('operator dashboard', { timeout: 180_000 }, () => {
     assert.equal(await problemsTable.getByRole('link', { name: `Show checkpoint ${cpB}` }).getAttribute('href'), `/dashboard/checkpoints/${cpB}`);
 
     // Pictures drawn as SVG: stacked outcome bars, duration lines, queue depth; 24 h and 7 d.
-    await eventually('outcome bars', async () => (await page.locator('#chart-outcomes rect[data-series="ok"]').count()) > 5);
+    await eventually('outcome bars', async () => (await page.locator('#chart-outcomes rect[data-series="ok"]').count()) > 5, POLL);
     assert.ok((await page.locator('#chart-outcomes rect[data-series="job_failed"]').count()) > 5);
     assert.ok((await page.locator('#chart-outcomes rect[data-series="pool_problem"]').count()) >= 1);
     assert.ok((await page.locator('#chart-reset polyline.s-p95').count()) >= 1);
@@ -521,10 +528,14 @@ void describe('operator dashboard', { timeout: 180_000 }, () => {
     await page.getByRole('button', { name: `Retry reset of ${cpB}`, exact: true }).click();
     await dialog.getByRole('button', { name: 'Retry reset' }).click();
     await textOf(page.locator('#cp-result'), /Reset retry requested/, 'retry result');
-    await eventually('back in needs attention after the retry', async () => {
-      const detail = await admin('GET', `/api/checkpoints/${cpB}`);
-      return detail.body.transitions.some((t: any) => t.event === 'retry_reset') && detail.body.checkpoint.state === 'needs_attention';
-    }, 30_000);
+    await eventually(
+      'back in needs attention after the retry',
+      async () => {
+        const detail = await admin('GET', `/api/checkpoints/${cpB}`);
+        return detail.body.transitions.some((t: any) => t.event === 'retry_reset') && detail.body.checkpoint.state === 'needs_attention';
+      },
+      SLOW_POLL,
+    );
     await textOf(timeline, /retry_reset/, 'the retry shows in the timeline (live)');
 
     // Back to the overview (the token stays in the tab); release with the snapshot deleted.
@@ -534,7 +545,7 @@ void describe('operator dashboard', { timeout: 180_000 }, () => {
     await dialog.getByRole('checkbox', { name: 'Delete snapshot' }).check();
     await dialog.getByRole('button', { name: 'Release', exact: true }).click();
     await textOf(page.locator('#action-result'), new RegExp(`Release requested: ${cpB} \\(snapshot deleted\\)`), 'release result');
-    await eventually('released', async () => (await stateOf(tokenB, cpB)) === 'released', 30_000);
+    await eventually('released', async () => (await stateOf(tokenB, cpB)) === 'released', SLOW_POLL);
     await activeTable.getByRole('row').filter({ hasText: cpB }).waitFor({ state: 'detached' });
     await textOf(runnersTable.getByRole('row').filter({ hasText: 'dash-b' }), /idle|offline/, 'runner B freed');
     assert.equal((await admin('GET', `/api/checkpoints/${cpB}`)).body.checkpoint.state, 'released');
@@ -545,7 +556,7 @@ void describe('operator dashboard', { timeout: 180_000 }, () => {
     await textOf(page.locator('#action-result'), /Runner dash-c undrained\./, 'undrain result');
     // Page scripts run in the browser (no DOM types here): a marker that a reload would wipe.
     await page.evaluate('window.loadedOnce = true');
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const polls = requests.filter((r) => r.url.endsWith('/api/dashboard/state')).length;
     const live = await createCheckpoint('dash-c', tokenC, 'job-c2');
     assert.equal(live.status, 201, JSON.stringify(live.body));

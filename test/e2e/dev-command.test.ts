@@ -8,12 +8,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, test } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { findFreePort } from '../../temporal/free-port.js';
 import { isProcessGroupAlive } from '../../temporal/process-group.js';
 import { repoRoot } from '../../temporal/tool-paths.js';
-import { eventually, listProcesses, type ProcessEntry } from '../helpers/process-table.js';
+import { eventually } from '../helpers/eventually.js';
+import { listProcesses, type ProcessEntry } from '../helpers/process-table.js';
 import { requireTemporalBinaries } from '../helpers/temporal.js';
 
 interface DevRun {
@@ -65,18 +67,21 @@ function field(output: string, label: string): string {
 }
 
 async function assertNothingLeft(run: DevRun, groups: number[]): Promise<void> {
-  const gone = await eventually(() => processesOf(run).length === 0 && groups.every((g) => !isProcessGroupAlive(g)), 5_000, 100);
-  assert.ok(gone, `left behind: ${JSON.stringify(processesOf(run))} groups alive: ${groups.filter(isProcessGroupAlive).join(',')}`);
+  await eventually(
+    () => `nothing of the run left; left behind: ${JSON.stringify(processesOf(run))} groups alive: ${groups.filter(isProcessGroupAlive).join(',')}`,
+    () => processesOf(run).length === 0 && groups.every((g) => !isProcessGroupAlive(g)),
+    { timeoutMs: 5_000, intervalMs: 100 },
+  );
 }
 
-void describe('e2epool dev', { concurrency: true }, () => {
+describe('e2epool dev', { concurrent: true }, () => {
   // After a failed assertion: stop the run the way a user would, then make sure of it. Only
   // processes whose command line names this test's own directory are touched.
-  after(async () => {
+  afterAll(async () => {
     for (const run of runs) {
       if (run.child.exitCode === null && run.child.signalCode === null) {
         run.child.kill('SIGTERM');
-        const stopped = await Promise.race([run.exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 20_000))]);
+        const stopped = await Promise.race([run.exited.then(() => true), sleep(20_000, false)]);
         if (!stopped) run.child.kill('SIGKILL');
       }
       for (const p of processesOf(run)) {
@@ -90,12 +95,16 @@ void describe('e2epool dev', { concurrency: true }, () => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
-  void test('runs the whole system: demo checkpoints end deleted and reset (VM and bare metal); Ctrl-C stops everything within 5 s and exits 0', { timeout: 150_000 }, async () => {
+  test('runs the whole system: demo checkpoints end deleted and reset (VM and bare metal); Ctrl-C stops everything within 5 s and exits 0', { timeout: 150_000 }, async () => {
     requireTemporalBinaries(['cli']);
     const startedAt = Date.now();
     const run = startDev(await freePorts());
-    const up = await eventually(() => run.output().includes('Press Ctrl-C to stop.') || run.child.exitCode !== null, 60_000, 100);
-    assert.ok(up && run.child.exitCode === null, `dev did not come up:\n${run.output()}`);
+    await eventually(
+      () => `dev to come up:\n${run.output()}`,
+      () => run.output().includes('Press Ctrl-C to stop.') || run.child.exitCode !== null,
+      { timeoutMs: 60_000, intervalMs: 100 },
+    );
+    assert.ok(run.child.exitCode === null, `dev did not come up:\n${run.output()}`);
     const readyMs = Date.now() - startedAt;
     const apiUrl = field(run.output(), 'API');
     const uiUrl = field(run.output(), 'Temporal Web UI');
@@ -116,7 +125,7 @@ void describe('e2epool dev', { concurrency: true }, () => {
 
     // Every demo host runs an agent in its own process group (the Temporal server too).
     const agents = () => processesOf(run).filter((p) => / agent --config /.test(p.command));
-    assert.ok(await eventually(() => agents().length === 3, 10_000, 100), `agents: ${JSON.stringify(processesOf(run))}`);
+    await eventually(() => `three agents; agents: ${JSON.stringify(processesOf(run))}`, () => agents().length === 3, { timeoutMs: 10_000, intervalMs: 100 });
     const groups = [...new Set(processesOf(run).map((p) => p.pgid))];
     assert.ok(groups.length >= 4, `process groups: ${groups.join(',')}`);
 
@@ -129,8 +138,11 @@ void describe('e2epool dev', { concurrency: true }, () => {
         return ids;
       };
       let workflows: string[] = [];
-      const started = await eventually(async () => (workflows = await listed()).length > 0, 60_000, 1_000);
-      assert.ok(started, `no checkpoint workflow in Temporal:\n${run.output().slice(-3000)}`);
+      await eventually(
+        () => `a checkpoint workflow in Temporal:\n${run.output().slice(-3000)}`,
+        async () => (workflows = await listed()).length > 0,
+        { timeoutMs: 60_000, intervalMs: 1_000 },
+      );
       assert.match(workflows[0]!, /^job-\d+-\d+-[0-9a-f]{8}$/);
     } finally {
       await connection.close();
@@ -142,7 +154,8 @@ void describe('e2epool dev', { concurrency: true }, () => {
     type Item = { name: string; state: string; runner_id: string };
     const firstSeen = new Map<string, number>();
     const wanted = ['deleted', 'reset:pve-runner-2', 'reset:bm-runner-1'];
-    const finished = await eventually(
+    await eventually(
+      () => `the end states ${wanted.join(', ')}; missing ${wanted.filter((k) => !firstSeen.has(k)).join(', ')}:\n${run.output().slice(-3000)}`,
       async () => {
         const res = await fetch(`${apiUrl}/api/checkpoints?limit=100`, { headers: { authorization: `Bearer ${adminToken}` } });
         assert.equal(res.status, 200);
@@ -152,10 +165,8 @@ void describe('e2epool dev', { concurrency: true }, () => {
         }
         return wanted.every((key) => firstSeen.has(key));
       },
-      90_000,
-      1_000,
+      { timeoutMs: 90_000, intervalMs: 1_000 },
     );
-    assert.ok(finished, `missing end states ${wanted.filter((k) => !firstSeen.has(k)).join(', ')}:\n${run.output().slice(-3000)}`);
     process.stdout.write(`# dev ready after ${readyMs} ms; first end states after (ms): ${wanted.map((k) => `${k}=${firstSeen.get(k)}`).join(' ')}\n`);
 
     await assertNoSecretLeaks(run, { apiUrl, adminToken, temporalAddress });
@@ -173,11 +184,15 @@ void describe('e2epool dev', { concurrency: true }, () => {
     assert.ok(stopMs < 5_000, `the stop took ${stopMs} ms:\n${run.output().slice(-3000)}`);
   });
 
-  void test('SIGINT during start-up stops what was started and exits 0', { timeout: 60_000 }, async () => {
+  test('SIGINT during start-up stops what was started and exits 0', { timeout: 60_000 }, async () => {
     requireTemporalBinaries(['cli']);
     const run = startDev(await freePorts());
-    const temporalUp = await eventually(() => processesOf(run).some((p) => p.command.includes('start-dev')) || run.child.exitCode !== null, 30_000, 50);
-    assert.ok(temporalUp && run.child.exitCode === null, `the Temporal server never started:\n${run.output()}`);
+    await eventually(
+      () => `the Temporal server to start:\n${run.output()}`,
+      () => processesOf(run).some((p) => p.command.includes('start-dev')) || run.child.exitCode !== null,
+      { timeoutMs: 30_000, intervalMs: 50 },
+    );
+    assert.ok(run.child.exitCode === null, `the Temporal server never started:\n${run.output()}`);
     const groups = [...new Set(processesOf(run).map((p) => p.pgid))];
     const stopAt = Date.now();
     run.child.kill('SIGINT');
@@ -191,7 +206,7 @@ void describe('e2epool dev', { concurrency: true }, () => {
     assert.ok(stopMs < 8_000, `the stop took ${stopMs} ms:\n${run.output().slice(-3000)}`);
   });
 
-  void test('a port in use fails at once with one line naming the port and the flag', { timeout: 30_000 }, async () => {
+  test('a port in use fails at once with one line naming the port and the flag', { timeout: 30_000 }, async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve()));
     const port = (blocker.address() as net.AddressInfo).port;

@@ -6,7 +6,9 @@
 // proves readiness), the dashboard sign-in and its live stream through the proxy, that /metrics is
 // not reachable through nginx, that nginx spreads the agents over both instances, and the README's
 // GitLab pre_build_script against this controller in and out of maintenance mode.
-import { after, before, describe, it } from 'node:test';
+// Over 400 lines on purpose: it checks one whole surface against one expensive set-up started once
+// per file; split, each part would start it again.
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,6 +24,7 @@ import { isProcessGroupAlive, spawnInOwnGroup, type GroupChild } from '../../tem
 import { repoRoot } from '../../temporal/tool-paths.js';
 import { endStates } from '../../src/domain/checkpoint-states.js';
 import { createEmptyPostgresDatabase, POSTGRES_ADMIN_URL } from '../helpers/databases.js';
+import { eventually } from '../helpers/eventually.js';
 import { makeLocalhostCertificate, NGINX, renderShippedSite, startNginx, type RunningNginx } from '../helpers/nginx.js';
 
 const CI = process.env.CI === 'true';
@@ -31,7 +34,6 @@ const dir = mkdtempSync(path.join(tmpdir(), 'e2epool-prod-'));
 const ADMIN_TOKEN = `admin-${randomBytes(20).toString('hex')}`;
 const MAINTENANCE_MESSAGE = 'Upgrading e2epool, back at 14:00';
 const RUNNER_IDS = ['prod-metal-01', 'prod-metal-02'] as const;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Serve {
   name: string;
@@ -71,19 +73,8 @@ function logTails(): string {
     .join('\n');
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs: number, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    // A failed assertion inside `fn` ends the wait at once; other errors (not up yet) are retried.
-    const value = await fn().catch((err: unknown) => {
-      if (err instanceof assert.AssertionError) throw err;
-      return null;
-    });
-    if (value) return value;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}\n${logTails()}`);
-    await sleep(intervalMs);
-  }
-}
+/** What `eventually` waits for, with the log tails as they are when it times out. */
+const withLogs = (what: string) => () => `${what}\n${logTails()}`;
 
 /** The environment without any E2EPOOL_* setting of the machine running the tests. */
 function cleanEnv(): NodeJS.ProcessEnv {
@@ -100,14 +91,11 @@ async function startServe(name: string, settings: Record<string, string>): Promi
   groups.push(group);
   let exited = false;
   void group.exited.then(() => (exited = true));
-  const match = await waitFor(
-    `${name} to listen`,
-    async () => {
-      if (exited) assert.fail(`${name} exited while starting:\n${readFileSync(log, 'utf8')}`);
-      return /listening on (http:\/\/\S+) \(instance ([^)\s]+)\)/.exec(readFileSync(log, 'utf8'));
-    },
-    120_000,
-  );
+  const listening = () => /listening on (http:\/\/\S+) \(instance ([^)\s]+)\)/.exec(readFileSync(log, 'utf8'));
+  // An exit ends the wait at once: there is nothing more to wait for.
+  await eventually(withLogs(`${name} to listen`), () => exited || listening(), { timeoutMs: 120_000, intervalMs: 250 });
+  const match = listening();
+  assert.ok(match && !exited, `${name} exited while starting:\n${readFileSync(log, 'utf8')}`);
   return { name, group, url: match[1]!, instanceId: match[2]!, metricsPort, log };
 }
 
@@ -254,14 +242,19 @@ async function transitionsOf(name: string): Promise<string[]> {
   return r.rows.map((row) => row.to_state);
 }
 
-const ended = (name: string, state: string, timeoutMs: number) =>
-  waitFor(`${name} to end ${state}`, async () => {
-    const row = await checkpointRow(name);
-    if (row && row.state !== state && [...endStates, 'needs_attention'].includes(row.state)) {
-      assert.fail(`${name} ended ${row.state}, not ${state}; transitions ${(await transitionsOf(name)).join(' → ')}\n${logTails()}`);
-    }
-    return row?.state === state ? row : null;
-  }, timeoutMs);
+/** Waits for the checkpoint to end `state`; another end state fails at once (it will not change). */
+async function ended(name: string, state: string, timeoutMs: number): Promise<{ state: string; finalize_status: string | null }> {
+  const row = await eventually(
+    withLogs(`${name} to end ${state}`),
+    async () => {
+      const r = await checkpointRow(name);
+      return r && (r.state === state || [...endStates, 'needs_attention'].includes(r.state)) ? r : null;
+    },
+    { timeoutMs, intervalMs: 250 },
+  );
+  if (row.state !== state) assert.fail(`${name} ended ${row.state}, not ${state}; transitions ${(await transitionsOf(name)).join(' → ')}\n${logTails()}`);
+  return row;
+}
 
 /** The agent's own view of its connection, from `e2epool status --json` on the host. */
 async function agentSession(runnerId: string): Promise<{ connected: boolean; instance_id?: string; session_epoch?: number; controller_url?: string }> {
@@ -271,7 +264,7 @@ async function agentSession(runnerId: string): Promise<{ connected: boolean; ins
 }
 
 describe('production shape: nginx (TLS) → two serve instances → PostgreSQL and Temporal, real agents and CLI', { timeout: 180_000 }, () => {
-  before(async () => {
+  beforeAll(async () => {
     if (!haveNginx) {
       if (CI) throw new Error(`${NGINX} is missing (CI=true: a missing nginx fails the run; scripts/install-tools.sh installs nginx-light)`);
       return;
@@ -334,26 +327,25 @@ describe('production shape: nginx (TLS) → two serve instances → PostgreSQL a
     const site = renderShippedSite({ tlsDir: dir, accessLog: path.join(nginxDir, 'access.log'), port, servers: serves.map((s) => new URL(s.url).host) });
     nginx = startNginx(nginxDir, site, port);
     groups.push(nginx.group);
-    await waitFor('nginx to answer /healthz over TLS', async () => (await viaNginx('GET', '/healthz')).status === 200, 20_000, 100);
+    await eventually(withLogs('nginx to answer /healthz over TLS'), async () => (await viaNginx('GET', '/healthz')).status === 200, { timeoutMs: 20_000, intervalMs: 100 });
 
     // One agent, then the other once it is connected: consecutive connections through nginx's
     // round robin land on different instances.
     for (const id of RUNNER_IDS) {
       startAgent(id, port);
-      await waitFor(
-        `${id}'s agent to connect through nginx`,
+      await eventually(
+        withLogs(`${id}'s agent to connect through nginx`),
         async () => {
           const r = await cli(id, ['status', '--json']); // exit 2 until the agent's socket exists
           return r.code === 0 && (JSON.parse(r.stdout) as { connected: boolean }).connected;
         },
-        60_000,
-        500,
+        { timeoutMs: 60_000, intervalMs: 500 },
       );
     }
     process.stdout.write(`# production shape: nginx, 2 serve instances, PostgreSQL, Temporal and 2 agents up in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
   });
 
-  after(async () => {
+  afterAll(async () => {
     // Agents first (they would reconnect), then nginx, the controllers, Temporal; each by its group.
     const stopAll = (list: GroupChild[]) => Promise.all(list.map((g) => g.stop({ timeoutMs: 15_000 }).catch(() => undefined)));
     await stopAll([...agents.values()].map((a) => a.group));
@@ -514,14 +506,13 @@ describe('production shape: nginx (TLS) → two serve instances → PostgreSQL a
     const runner = RUNNER_IDS[0];
     // A create right after the runner's last finalize answers 429 (FINALIZE_COOLDOWN_SECONDS, 5 s):
     // let it pass, so what stops the job below is maintenance mode alone.
-    await waitFor(
-      'the finalize cool-down of the runner',
+    await eventually(
+      withLogs('the finalize cool-down of the runner'),
       async () => {
         const r = await pgClient!.query<{ age: number }>("select extract(epoch from now() - max(finalize_queued_at))::float as age from checkpoints where runner_id = $1", [runner]);
         return (r.rows[0]?.age ?? 0) > 6;
       },
-      20_000,
-      500,
+      { timeoutMs: 20_000, intervalMs: 500 },
     );
 
     const on = await viaNginx('POST', '/api/admin/maintenance', { token: ADMIN_TOKEN, body: { enabled: true, message: MAINTENANCE_MESSAGE } });
@@ -553,18 +544,21 @@ describe('production shape: nginx (TLS) → two serve instances → PostgreSQL a
     if (!haveNginx) return t.skip('nginx not installed (not CI)');
     for (const agent of agents.values()) assert.deepEqual(await agent.group.stop({ timeoutMs: 15_000 }), { code: 0, signal: null }, `${agent.runnerId}'s agent exits 0 on SIGTERM`);
     // nginx writes a WebSocket's access log line when the session ends.
-    const log = await waitFor(
-      'the WebSocket sessions in the access log',
-      async () => {
+    const log = await eventually(
+      withLogs('the WebSocket sessions in the access log'),
+      () => {
         const text = readFileSync(path.join(dir, 'nginx', 'access.log'), 'utf8');
         return (text.match(/"GET \/ws\/agent" 101 /g)?.length ?? 0) >= RUNNER_IDS.length && text;
       },
-      10_000,
+      { timeoutMs: 10_000, intervalMs: 250 },
     );
     assert.doesNotMatch(log, /\?token=|runner_id=/, 'no query string in the access log');
     for (const token of [...tokens.values(), ADMIN_TOKEN]) assert.ok(!log.includes(token), 'no token in the access log');
     const errors = readFileSync(path.join(dir, 'nginx', 'error.log'), 'utf8');
     assert.doesNotMatch(errors, /upstream|\[(error|crit|alert|emerg)\]/, `nginx reported no upstream error:\n${errors}`);
-    await waitFor('the controllers to see both sessions end', async () => (await pgClient!.query('select runner_id from agent_presence')).rowCount === 0, 15_000);
+    await eventually(withLogs('the controllers to see both sessions end'), async () => (await pgClient!.query('select runner_id from agent_presence')).rowCount === 0, {
+      timeoutMs: 15_000,
+      intervalMs: 250,
+    });
   });
 });

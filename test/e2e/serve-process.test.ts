@@ -2,7 +2,7 @@
 // SDK's and core's lines included), start-up says which search attributes and schedules it set up,
 // /metrics carries the SDK's worker metrics and the operator series, and /healthz answers 503 until
 // the Temporal workers run.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { repoRoot } from '../../temporal/tool-paths.js';
 import { startDevServerEnv } from '../helpers/temporal.js';
 import { findFreePort } from '../../temporal/free-port.js';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
+import { eventually } from '../helpers/eventually.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'e2epool-serve-process-'));
 const NAMESPACE = 'serve-process';
@@ -32,16 +33,6 @@ function jsonLines(text: string): Array<Record<string, unknown>> {
     });
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 describe('e2epool serve as a process', { timeout: 300_000 }, () => {
   let env: TestWorkflowEnvironment;
   let database: TestDatabase;
@@ -53,7 +44,7 @@ describe('e2epool serve as a process', { timeout: 300_000 }, () => {
   let address = '';
   let unhealthyWhileStarting: { status: number; body: string } | undefined;
 
-  before(async () => {
+  beforeAll(async () => {
     env = await startDevServerEnv({ namespace: NAMESPACE });
     address = (env as unknown as { address: string }).address;
     database = await createPostgresDatabase('e2epool_serve_process');
@@ -83,7 +74,7 @@ describe('e2epool serve as a process', { timeout: 300_000 }, () => {
     // While the workers are being built (the workflow bundle takes seconds), /healthz says so.
     const startupAnswers: Array<{ status: number; body: string }> = [];
     url = await eventually(
-      'serve to listen',
+      () => `serve to listen; its stderr:\n${stderr.slice(-3000)}`,
       async () => {
         const listening = /listening on (http:\/\/\S+)/.exec(stdout)?.[1];
         if (listening) return listening;
@@ -91,11 +82,11 @@ describe('e2epool serve as a process', { timeout: 300_000 }, () => {
         startupAnswers.push({ status: res.status, body: await res.text() });
         return undefined;
       },
-      180_000,
+      { timeoutMs: 180_000, intervalMs: 250 },
     );
     unhealthyWhileStarting = startupAnswers.find((a) => a.status === 503);
   });
-  after(async () => {
+  afterAll(async () => {
     child?.kill('SIGKILL');
     await env?.teardown();
     await database?.drop();
@@ -108,7 +99,7 @@ describe('e2epool serve as a process', { timeout: 300_000 }, () => {
   });
 
   it('logs one JSON object per line, with what start-up set up and no colours', async () => {
-    await eventually('the SDK to log the workers running', async () => (stdout.includes('"Worker state changed"') ? true : undefined), 10_000);
+    await eventually('the SDK to log the workers running', () => stdout.includes('"Worker state changed"'), { timeoutMs: 10_000, intervalMs: 250 });
     assert.doesNotMatch(stdout, /\[emitted\]|modules by path/, 'no webpack statistics');
     const lines = [...jsonLines(stdout), ...jsonLines(stderr)];
     assert.equal((stdout + stderr).includes('\u001b['), false, 'no ANSI escape sequences');

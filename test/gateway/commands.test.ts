@@ -1,22 +1,22 @@
 // runCommand over real sockets (PGlite): `run` for current sessions, `exec` for legacy ones, and
 // every error path.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { MAX_OUTPUT_CHARS } from '../../src/redaction.js';
 import { migrate, openDatabase, type Database } from '../../src/store/database.js';
-import { startGateway, TestAgent, TOKENS, type Frame, type GatewayHarness } from './gateway-harness.js';
+import { startGateway, TestAgent, TOKENS, type Frame, type GatewayHarness } from '../helpers/gateway-harness.js';
 
 let database: Database;
 let h: GatewayHarness;
 
-before(async () => {
+beforeAll(async () => {
   database = await openDatabase('pglite:memory');
   await migrate(database);
   h = await startGateway({ db: database.db, tuning: { commandReplyGraceSeconds: 0.2 } });
 });
 
-after(async () => {
+afterAll(async () => {
   await h?.close();
   await database?.close();
 });
@@ -42,8 +42,8 @@ async function rejection(p: Promise<unknown>): Promise<E2epoolError> {
   assert.fail('expected a rejection');
 }
 
-void describe('current sessions (hello)', () => {
-  void it('sends run by name with the command id and resolves on exit 0', async () => {
+describe('current sessions (hello)', () => {
+  it('sends run by name with the command id and resolves on exit 0', async () => {
     const agent = await currentAgent('r1', ['reset', 'readiness']);
     agent.onCommand = (f) => execReply(f, 0, 'clean\n', '');
     const result = await h.gateway.runCommand('r1', { name: 'reset', commandId: 'job-1-2-abcd:reset:1', timeoutSeconds: 120 });
@@ -58,7 +58,7 @@ void describe('current sessions (hello)', () => {
     await agent.close();
   });
 
-  void it('a non-zero exit is agent_command_failed with the exit code and redacted, capped output', async () => {
+  it('a non-zero exit is agent_command_failed with the exit code and redacted, capped output', async () => {
     const agent = await currentAgent('r1', ['reset']);
     const huge = 'y'.repeat(100_000);
     agent.onCommand = (f) => execReply(f, 3, `${huge}`, 'login failed: token=abc123SECRET Authorization: Bearer eyJhbGciOi.xyz');
@@ -74,7 +74,7 @@ void describe('current sessions (hello)', () => {
     await agent.close();
   });
 
-  void it('a command the agent did not declare is refused before anything is sent', async () => {
+  it('a command the agent did not declare is refused before anything is sent', async () => {
     const agent = await currentAgent('r1', ['readiness']);
     const err = await rejection(h.gateway.runCommand('r1', { name: 'cleanup', commandId: 'c-nd', timeoutSeconds: 5, legacyCmd: 'rm -rf /tmp/x' }));
     assert.equal(err.code, 'command_not_declared');
@@ -84,7 +84,7 @@ void describe('current sessions (hello)', () => {
     await agent.close();
   });
 
-  void it("the agent's own command_not_declared answer maps to command_not_declared", async () => {
+  it("the agent's own command_not_declared answer maps to command_not_declared", async () => {
     const agent = await currentAgent('r1', ['readiness']);
     agent.onCommand = (f) => ({ id: f.id, status: 'error', data: { exit_code: -1, stdout: '', stderr: 'not declared' }, error: { code: 404, detail: 'command_not_declared' } });
     const err = await rejection(h.gateway.runCommand('r1', { name: 'readiness', commandId: 'c-404', timeoutSeconds: 5 }));
@@ -93,8 +93,8 @@ void describe('current sessions (hello)', () => {
   });
 });
 
-void describe('legacy sessions (no hello)', () => {
-  void it("sends e2epool's exec with the inventory command", async () => {
+describe('legacy sessions (no hello)', () => {
+  it("sends e2epool's exec with the inventory command", async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
     agent.onCommand = (f) => execReply(f, 0, 'ready', '');
     const result = await h.gateway.runCommand('r2', { name: 'readiness', commandId: 'c-legacy', timeoutSeconds: 30, legacyCmd: 'systemctl is-active docker' });
@@ -114,8 +114,8 @@ void describe('legacy sessions (no hello)', () => {
   });
 });
 
-void describe('routing and delivery failures', () => {
-  void it('no session → agent_not_delivered; other epoch → agent_stale_route', async () => {
+describe('routing and delivery failures', () => {
+  it('no session → agent_not_delivered; other epoch → agent_stale_route', async () => {
     const none = await rejection(h.gateway.runCommand('r3', { name: 'readiness', commandId: 'c1', timeoutSeconds: 5, legacyCmd: 'true' }));
     assert.equal(none.code, 'agent_not_delivered');
     assert.equal(none.detail, 'Agent r3 not connected');
@@ -132,7 +132,7 @@ void describe('routing and delivery failures', () => {
     await agent.close();
   });
 
-  void it('the session dropping while waiting → agent_not_connected with lost: true', async () => {
+  it('the session dropping while waiting → agent_not_connected with lost: true', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r3', token: TOKENS.r3 });
     agent.onCommand = () => {
       agent.ws.terminate();
@@ -143,7 +143,7 @@ void describe('routing and delivery failures', () => {
     assert.equal(err.extra.lost, true);
   });
 
-  void it('no reply within timeout + grace → agent_command_timeout', async () => {
+  it('no reply within timeout + grace → agent_command_timeout', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r3', token: TOKENS.r3 });
     const started = performance.now();
     const err = await rejection(h.gateway.runCommand('r3', { name: 'readiness', commandId: 'c-slow', timeoutSeconds: 0.2, legacyCmd: 'sleep 60' }));
@@ -157,7 +157,7 @@ void describe('routing and delivery failures', () => {
     await agent.close();
   });
 
-  void it('rejects malformed command requests', async () => {
+  it('rejects malformed command requests', async () => {
     await assert.rejects(h.gateway.runCommand('r1', { name: 'rm -rf', commandId: 'x', timeoutSeconds: 1 }), { code: 'bad_request' });
     await assert.rejects(h.gateway.runCommand('r1', { name: 'reset', commandId: '', timeoutSeconds: 1 }), { code: 'bad_request' });
     await assert.rejects(h.gateway.runCommand('r1', { name: 'reset', commandId: 'x', timeoutSeconds: 0 }), { code: 'bad_request' });

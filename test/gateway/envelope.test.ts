@@ -1,7 +1,7 @@
 // Envelope parsing and payload validation of the agent protocol: exact answers, and totality for
 // arbitrary input.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import fc from 'fast-check';
 import {
   createPayloadSchema,
@@ -16,8 +16,8 @@ import {
   validatePayload,
 } from '../../src/gateway/envelope.js';
 
-void describe('parseFrame', () => {
-  void it('classifies requests, replies and invalid frames', () => {
+describe('parseFrame', () => {
+  it('classifies requests, replies and invalid frames', () => {
     assert.deepEqual(parseFrame('{"id":"p1","type":"ping","payload":{}}'), { kind: 'request', id: 'p1', type: 'ping', payload: {} });
     assert.deepEqual(parseFrame('{"id":"p1","type":"create"}'), { kind: 'request', id: 'p1', type: 'create', payload: {} });
     assert.deepEqual(parseFrame(Buffer.from('{"id":"p1","type":"status","payload":null}')), { kind: 'request', id: 'p1', type: 'status', payload: {} });
@@ -34,7 +34,7 @@ void describe('parseFrame', () => {
     assert.equal(parseFrame('{"id":5,"status":"ok"}').kind, 'stray-reply');
   });
 
-  void it('gives clear details for malformed frames', () => {
+  it('gives clear details for malformed frames', () => {
     const detail = (f: string | Buffer) => {
       const r = parseFrame(f);
       assert.equal(r.kind, 'invalid');
@@ -56,7 +56,7 @@ void describe('parseFrame', () => {
     assert.equal(parseFrame('é'.repeat(MAX_FRAME_BYTES / 2 + 1)).kind, 'invalid');
   });
 
-  void it('is total: arbitrary strings and bytes never throw', () => {
+  it('is total: arbitrary strings and bytes never throw', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.json(), fc.uint8Array().map((a) => Buffer.from(a))), (input) => {
         const r = parseFrame(input);
@@ -67,19 +67,19 @@ void describe('parseFrame', () => {
     );
   });
 
-  void it('builds envelopes with all four keys', () => {
+  it('builds envelopes with all four keys', () => {
     assert.deepEqual(JSON.parse(okEnvelope('a', { pong: true })), { id: 'a', status: 'ok', data: { pong: true }, error: null });
     assert.deepEqual(JSON.parse(okEnvelope('a', undefined)), { id: 'a', status: 'ok', data: null, error: null });
     assert.deepEqual(JSON.parse(errorEnvelope('', 400, 'x')), { id: '', status: 'error', data: null, error: { code: 400, detail: 'x' } });
   });
 });
 
-void describe('payload validation', () => {
+describe('payload validation', () => {
   // JSON round trip: absent and undefined keys compare alike.
   const check = (schema: Parameters<typeof validatePayload>[0], payload: Record<string, unknown>) =>
     JSON.parse(JSON.stringify(validatePayload(schema, payload)));
 
-  void it('create', () => {
+  it('create', () => {
     assert.deepEqual(check(createPayloadSchema, { job_id: '42', caller: 'ci', extra: 1 }), { ok: true, value: { job_id: '42', caller: 'ci' } });
     assert.deepEqual(check(createPayloadSchema, { job_id: 42, project_id: 7 }), { ok: true, value: { job_id: '42', project_id: '7' } });
     assert.deepEqual(check(createPayloadSchema, { job_id: '1', caller: null }), { ok: true, value: { job_id: '1' } });
@@ -90,7 +90,7 @@ void describe('payload validation', () => {
     assert.deepEqual(check(createPayloadSchema, { job_id: '1', caller: 5 }), { ok: false, detail: 'caller must be a string' });
   });
 
-  void it('finalize', () => {
+  it('finalize', () => {
     assert.deepEqual(check(finalizePayloadSchema, { checkpoint_name: 'n', status: 'success' }), {
       ok: true,
       value: { checkpoint_name: 'n', status: 'success', source: 'agent' },
@@ -113,7 +113,7 @@ void describe('payload validation', () => {
     });
   });
 
-  void it('status and hello', () => {
+  it('status and hello', () => {
     assert.deepEqual(check(statusPayloadSchema, {}), { ok: false, detail: 'checkpoint_name is required' });
     assert.deepEqual(check(statusPayloadSchema, { checkpoint_name: 'job-1-2-abcdef01' }), { ok: true, value: { checkpoint_name: 'job-1-2-abcdef01' } });
     assert.deepEqual(check(helloPayloadSchema, { protocol: 2, commands: ['reset', 'reset', 'pause_runner'] }), {
@@ -127,8 +127,8 @@ void describe('payload validation', () => {
   });
 });
 
-void describe('parseCommandReply', () => {
-  void it('reads exit code and output; success only for ok + exit 0', () => {
+describe('parseCommandReply', () => {
+  it('reads exit code and output; success only for ok + exit 0', () => {
     assert.deepEqual(parseCommandReply({ status: 'ok', data: { exit_code: 0, stdout: 'a', stderr: '' }, error: undefined }), {
       ok: true,
       exitCode: 0,

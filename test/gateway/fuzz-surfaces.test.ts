@@ -3,7 +3,7 @@
 // inventory loader. No input may produce a 5xx, a crash or an unhandled rejection; every rejection
 // is a 4xx with a detail; and the controller still answers a valid request afterwards.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import fc from 'fast-check';
 import { parseFrame } from '../../src/gateway/envelope.js';
@@ -11,7 +11,7 @@ import { FrameDecoder } from '../../agent/ipc-framing.js';
 import { InventoryError, parseInventory } from '../../src/inventory/inventory-file.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
 import { startDevServerEnv } from '../helpers/temporal.js';
-import { ADMIN_TOKEN, startApiHarness, type ApiHarness } from './api-harness.js';
+import { ADMIN_TOKEN, startApiHarness, type ApiHarness } from '../helpers/api-harness.js';
 
 let env: TestWorkflowEnvironment;
 let database: TestDatabase;
@@ -21,13 +21,13 @@ const counts: Record<string, number> = {};
 let unhandled = 0;
 const onUnhandled = () => void (unhandled += 1);
 
-before(async () => {
+beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
   [env, database] = await Promise.all([startDevServerEnv(), createPgliteDatabase()]);
   h = await startApiHarness(env, database);
   runnerToken = await h.registerRunner('fuzz-runner');
 });
-after(async () => {
+afterAll(async () => {
   process.off('unhandledRejection', onUnhandled);
   await h?.close();
   await env?.teardown();

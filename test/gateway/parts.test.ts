@@ -2,7 +2,7 @@
 // registry's epoch rules, and handshake credential parsing.
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import fc from 'fast-check';
 import { MAX_OUTPUT_CHARS, redactSecrets, sanitizeOutput, truncateOutput } from '../../src/redaction.js';
 import { readCredentials } from '../../src/gateway/handshake.js';
@@ -10,8 +10,8 @@ import { FloodGuard, TokenBucket } from '../../src/gateway/rate-limit.js';
 import { SessionRegistry } from '../../src/gateway/session-registry.js';
 import type { AgentSession } from '../../src/gateway/session.js';
 
-void describe('rate limits', () => {
-  void it('a token bucket allows the burst, then the rate', () => {
+describe('rate limits', () => {
+  it('a token bucket allows the burst, then the rate', () => {
     const bucket = new TokenBucket(10, 5, 0);
     const first = Array.from({ length: 7 }, () => bucket.take(0));
     assert.deepEqual(first, [true, true, true, true, true, false, false]);
@@ -20,7 +20,7 @@ void describe('rate limits', () => {
     assert.equal(bucket.take(10_000), true);
   });
 
-  void it('the flood guard rejects over the limit and closes only a sustained flood', () => {
+  it('the flood guard rejects over the limit and closes only a sustained flood', () => {
     const guard = new FloodGuard({ messagesPerSecond: 50, burst: 100, rejectedBurst: 200, rejectedPerSecond: 10 }, 0);
     const verdicts = Array.from({ length: 301 }, () => guard.check(0));
     assert.equal(verdicts.filter((v) => v === 'accept').length, 100);
@@ -32,8 +32,8 @@ void describe('rate limits', () => {
   });
 });
 
-void describe('command output', () => {
-  void it('redacts token-looking values', () => {
+describe('command output', () => {
+  it('redacts token-looking values', () => {
     const cases: Array<[string, string]> = [
       ['curl -H "Authorization: Bearer abcdefghijk123"', 'curl -H "Authorization: ***"'],
       ['url=https://x/?private_token=glpat-abcdefghij1234567890&x=1', 'url=https://x/?private_token=***&x=1'],
@@ -46,7 +46,7 @@ void describe('command output', () => {
     for (const [input, expected] of cases) assert.equal(redactSecrets(input), expected, input);
   });
 
-  void it('caps output at 64 KiB with a marker', () => {
+  it('caps output at 64 KiB with a marker', () => {
     assert.equal(truncateOutput('short'), 'short');
     const out = sanitizeOutput('z'.repeat(200_000));
     assert.ok(out.length <= MAX_OUTPUT_CHARS);
@@ -59,10 +59,10 @@ void describe('command output', () => {
   });
 });
 
-void describe('session registry', () => {
+describe('session registry', () => {
   const session = (runnerId: string, sessionEpoch: number) => ({ runnerId, sessionEpoch }) as unknown as AgentSession;
 
-  void it('the higher epoch wins, whatever the order of registration', () => {
+  it('the higher epoch wins, whatever the order of registration', () => {
     const registry = new SessionRegistry();
     const s5 = session('r1', 5);
     const s6 = session('r1', 6);
@@ -74,7 +74,7 @@ void describe('session registry', () => {
     assert.equal(registry.sessionsOf('r1').length, 3);
   });
 
-  void it("removing an old session never removes the one that replaced it", () => {
+  it("removing an old session never removes the one that replaced it", () => {
     const registry = new SessionRegistry();
     const old = session('r1', 1);
     const fresh = session('r1', 2);
@@ -88,17 +88,17 @@ void describe('session registry', () => {
   });
 });
 
-void describe('handshake credentials', () => {
+describe('handshake credentials', () => {
   const req = (authorization?: string) => ({ headers: authorization === undefined ? {} : { authorization } }) as IncomingMessage;
   const url = (q: string) => new URL(`http://h/ws/agent${q}`);
 
-  void it('reads the header or the e2epool query', () => {
+  it('reads the header or the e2epool query', () => {
     assert.deepEqual(readCredentials(req(), url('?runner_id=r1&token=t')), { ok: true, runnerId: 'r1', token: 't' });
     assert.deepEqual(readCredentials(req('Bearer t2'), url('?runner_id=r1&token=t')), { ok: true, runnerId: 'r1', token: 't2' });
     assert.deepEqual(readCredentials(req('Bearer t2'), url('')), { ok: true, runnerId: undefined, token: 't2' });
   });
 
-  void it('refuses missing or malformed credentials with 401', () => {
+  it('refuses missing or malformed credentials with 401', () => {
     for (const [auth, q] of [[undefined, ''], [undefined, '?runner_id=r1'], [undefined, '?runner_id=r1&token='], ['bearer t', ''], ['Basic x', ''], ['Bearer ', '']] as const) {
       const r = readCredentials(req(auth), url(q));
       assert.equal(r.ok, false, `${auth} ${q}`);
@@ -107,8 +107,8 @@ void describe('handshake credentials', () => {
   });
 });
 
-void describe('query tokens can be turned off', () => {
-  void it('refuses ?token= when the controller accepts the header only', () => {
+describe('query tokens can be turned off', () => {
+  it('refuses ?token= when the controller accepts the header only', () => {
     const req = (authorization?: string) => ({ headers: authorization ? { authorization } : {} }) as never;
     const url = new URL('ws://c/ws/agent?runner_id=r1&token=t');
     assert.deepEqual(readCredentials(req(), url, { allowQueryToken: false }), { ok: false, status: 401, detail: 'Send the token in the Authorization header: tokens in the URL are turned off on this controller' });
@@ -116,8 +116,8 @@ void describe('query tokens can be turned off', () => {
   });
 });
 
-void describe('URL scrubbing: the controller and the agent agree', () => {
-  void it('masks token parameters and URL credentials the same way in both copies', async () => {
+describe('URL scrubbing: the controller and the agent agree', () => {
+  it('masks token parameters and URL credentials the same way in both copies', async () => {
     const { stripSecretsFromUrl } = await import('../../src/redaction.js');
     const { redactUrl } = await import('../../agent/log.js');
     const cases: Array<[string, string]> = [

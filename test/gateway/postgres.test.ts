@@ -1,19 +1,23 @@
 // Two gateway instances on one real PostgreSQL: epochs from the shared sequence, presence moving
 // between instances, compare-and-delete across instances, routes ignoring stale or draining ones.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { eq, sql } from 'drizzle-orm';
 import { agentPresence, controllerInstances } from '../../db/schema.js';
 import { PresenceStore } from '../../src/gateway/index.js';
 import { resolveRoute } from '../../src/store/agent-presence.js';
 import { createPostgresDatabase, type TestDatabase } from '../helpers/databases.js';
-import { assertNoTokensLogged, eventually, startGateway, TestAgent, TOKENS, type GatewayHarness } from './gateway-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { assertNoTokensLogged, startGateway, TestAgent, TOKENS, type GatewayHarness } from '../helpers/gateway-harness.js';
+
+/** How the gateway tests poll: up to 3 s, every 25 ms. */
+const POLL = { timeoutMs: 3000, intervalMs: 25 };
 
 let database: TestDatabase;
 let a: GatewayHarness;
 let b: GatewayHarness;
 
-before(async () => {
+beforeAll(async () => {
   database = await createPostgresDatabase();
   // Fast heartbeats so that pongs refresh presence (and reveal a takeover) within the test.
   const opts = { db: database.db, heartbeatIntervalSeconds: 0.2, heartbeatTimeoutSeconds: 2, tuning: { presenceTouchSeconds: 0.1 } };
@@ -23,7 +27,7 @@ before(async () => {
   await b.gateway.registerInstance();
 });
 
-after(async () => {
+afterAll(async () => {
   await a?.close();
   await b?.close();
   await database?.drop();
@@ -35,8 +39,8 @@ async function presenceOf(runnerId: string) {
   return row ?? null;
 }
 
-void describe('presence across instances (PostgreSQL)', () => {
-  void it('a reconnect to another instance moves the route; the old instance never deletes the new row', async () => {
+describe('presence across instances (PostgreSQL)', () => {
+  it('a reconnect to another instance moves the route; the old instance never deletes the new row', async () => {
     const onA = await TestAgent.connect(a.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
     await onA.request('hello', { protocol: 2, agent_version: '2.0.0', boot_id: 'boot-1', commands: ['readiness'] });
     const epochA = a.gateway.sessionOf('r1')?.sessionEpoch;
@@ -48,14 +52,14 @@ void describe('presence across instances (PostgreSQL)', () => {
     await onB.request('ping');
     const epochB = b.gateway.sessionOf('r1')?.sessionEpoch;
     assert.ok(epochB && epochB > epochA, 'epochs increase across instances');
-    await eventually(async () => (await presenceOf('r1'))?.instanceId === 'instance-b');
+    await eventually('the presence row of r1 to move to instance-b', async () => (await presenceOf('r1'))?.instanceId === 'instance-b', POLL);
     assert.deepEqual(await resolveRoute(database.db, 'r1'), { instanceId: 'instance-b', sessionEpoch: epochB });
     assert.equal((await presenceOf('r1'))?.declaredCommands, null, 'the new legacy session does not inherit declared commands');
 
     // A finds out at its next presence refresh and closes its superseded session; its teardown
     // (compare-and-delete on its own epoch) leaves B's row in place.
     assert.deepEqual(await onA.closed, { code: 4000, reason: 'replaced by a newer session' });
-    await eventually(() => a.events.some((e) => e.type === 'disconnected' && e.sessionEpoch === epochA));
+    await eventually('the disconnected event of the session on instance-a', () => a.events.some((e) => e.type === 'disconnected' && e.sessionEpoch === epochA), POLL);
     assert.equal(a.gateway.sessionOf('r1'), null);
     assert.deepEqual(await resolveRoute(database.db, 'r1'), { instanceId: 'instance-b', sessionEpoch: epochB });
 
@@ -67,14 +71,14 @@ void describe('presence across instances (PostgreSQL)', () => {
     assert.equal((await presenceOf('r1'))?.sessionEpoch, epochB);
     assert.equal((await onB.request('ping')).status, 'ok');
     await onB.close();
-    await eventually(async () => (await presenceOf('r1')) === null);
+    await eventually('the presence row of r1 to be removed', async () => (await presenceOf('r1')) === null, POLL);
   });
 
-  void it('routes ignore instances unseen for 30 s and draining instances', async () => {
+  it('routes ignore instances unseen for 30 s and draining instances', async () => {
     const agent = await TestAgent.connect(a.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
     await agent.request('ping');
     const epoch = a.gateway.sessionOf('r2')?.sessionEpoch;
-    await eventually(async () => (await presenceOf('r2'))?.sessionEpoch === epoch);
+    await eventually('the presence row of r2 to carry its session epoch', async () => (await presenceOf('r2'))?.sessionEpoch === epoch, POLL);
     assert.deepEqual(await resolveRoute(database.db, 'r2'), { instanceId: 'instance-a', sessionEpoch: epoch });
 
     await database.db

@@ -1,30 +1,30 @@
 // Agent gateway over real sockets (PGlite): handshake auth, request types, error mapping,
 // malformed frames, flood limits, non-blocking handling, and arbitrary frames (fast-check).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { eq } from 'drizzle-orm';
 import fc from 'fast-check';
 import { agentPresence } from '../../db/schema.js';
 import { migrate, openDatabase, type Database } from '../../src/store/database.js';
-import { assertNoTokensLogged, startGateway, TestAgent, TOKENS, type GatewayHarness } from './gateway-harness.js';
+import { assertNoTokensLogged, startGateway, TestAgent, TOKENS, type GatewayHarness } from '../helpers/gateway-harness.js';
 
 let database: Database;
 let h: GatewayHarness;
 
-before(async () => {
+beforeAll(async () => {
   database = await openDatabase('pglite:memory');
   await migrate(database);
   h = await startGateway({ db: database.db });
 });
 
-after(async () => {
+afterAll(async () => {
   await h?.close();
   await database?.close();
   assertNoTokensLogged(h.logs);
 });
 
-void describe('handshake', () => {
-  void it('accepts e2epool query credentials and answers ping with pong', async () => {
+describe('handshake', () => {
+  it('accepts e2epool query credentials and answers ping with pong', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
     const reply = await agent.request('ping');
     assert.deepEqual(reply.status, 'ok');
@@ -33,7 +33,7 @@ void describe('handshake', () => {
     await agent.close();
   });
 
-  void it('accepts Authorization: Bearer with or without runner_id', async () => {
+  it('accepts Authorization: Bearer with or without runner_id', async () => {
     const withId = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2, header: true });
     assert.equal((await withId.request('ping')).status, 'ok');
     assert.equal(h.gateway.sessionOf('r2')?.runnerId, 'r2');
@@ -44,7 +44,7 @@ void describe('handshake', () => {
     await withoutId.close();
   });
 
-  void it('rejects bad, missing or mismatched credentials with an HTTP status, never accepting', async () => {
+  it('rejects bad, missing or mismatched credentials with an HTTP status, never accepting', async () => {
     assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: 'wrong-token' }), 403);
     assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: TOKENS.r2 }), 403);
     assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'nobody', token: TOKENS.r1, header: true }), 403);
@@ -57,7 +57,7 @@ void describe('handshake', () => {
     assert.equal(h.gateway.sessionOf('r1'), null);
   });
 
-  void it('logs the connect URL with the token stripped', async () => {
+  it('logs the connect URL with the token stripped', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
     await agent.request('ping');
     const line = h.logs.find((l) => l.includes('"agent connected"') && l.includes('runner_id=r1'));
@@ -67,8 +67,8 @@ void describe('handshake', () => {
   });
 });
 
-void describe('presence and hello', () => {
-  void it('records a legacy session at connect, then upgrades it on hello with the same epoch', async () => {
+describe('presence and hello', () => {
+  it('records a legacy session at connect, then upgrades it on hello with the same epoch', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r3', token: TOKENS.r3 });
     await agent.request('ping'); // the connect upsert is ordered before any request's effects
     const session = h.gateway.sessionOf('r3');
@@ -99,8 +99,8 @@ void describe('presence and hello', () => {
   });
 });
 
-void describe('legacy sessions', () => {
-  void it('a create from a session that never said hello is marked legacy (its deadline stays under 30 s); after hello it is not', async () => {
+describe('legacy sessions', () => {
+  it('a create from a session that never said hello is marked legacy (its deadline stays under 30 s); after hello it is not', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
     const first = await agent.request('create', { job_id: 'legacy-1' });
     assert.equal(first.status, 'ok');
@@ -115,8 +115,8 @@ void describe('legacy sessions', () => {
   });
 });
 
-void describe('request types and error mapping', () => {
-  void it('create, finalize and status with e2epool answers', async () => {
+describe('request types and error mapping', () => {
+  it('create, finalize and status with e2epool answers', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
     const created = await agent.request('create', { job_id: 100, caller: 'ci' });
     assert.equal(created.status, 'ok');
@@ -163,7 +163,7 @@ void describe('request types and error mapping', () => {
     await other.close();
   });
 
-  void it('an unexpected handler failure is 500 Internal server error, logged without secrets', async () => {
+  it('an unexpected handler failure is 500 Internal server error, logged without secrets', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
     const reply = await agent.request('create', { job_id: 'explode' });
     assert.deepEqual(reply.error, { code: 500, detail: 'Internal server error' });
@@ -175,8 +175,8 @@ void describe('request types and error mapping', () => {
   });
 });
 
-void describe('malformed frames', () => {
-  void it('answer 400 and keep the connection up', async () => {
+describe('malformed frames', () => {
+  it('answer 400 and keep the connection up', async () => {
     const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r3', token: TOKENS.r3 });
     const cases: Array<[string | Buffer, string]> = [
       ['not json', 'Frame is not valid JSON'],
@@ -211,8 +211,8 @@ void describe('malformed frames', () => {
   });
 });
 
-void describe('non-blocking request handling', () => {
-  void it('a 2 s create does not delay another session, the same session or HTTP', async () => {
+describe('non-blocking request handling', () => {
+  it('a 2 s create does not delay another session, the same session or HTTP', async () => {
     h.checkpoints.createDelayMs = 2000;
     try {
       const slow = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
@@ -237,8 +237,8 @@ void describe('non-blocking request handling', () => {
   });
 });
 
-void describe('flood protection', () => {
-  void it('answers 429 over the limit, then closes a sustained flood with 1008', async () => {
+describe('flood protection', () => {
+  it('answers 429 over the limit, then closes a sustained flood with 1008', async () => {
     const limited = await startGateway({
       db: database.db,
       tuning: { rateLimit: { messagesPerSecond: 0.5, burst: 10, rejectedBurst: 20, rejectedPerSecond: 0.5 } },
@@ -262,8 +262,8 @@ void describe('flood protection', () => {
   });
 });
 
-void describe('arbitrary frames (property)', () => {
-  void it('never crash the gateway nor close the connection', async () => {
+describe('arbitrary frames (property)', () => {
+  it('never crash the gateway nor close the connection', async () => {
     // Generous limits: this property is about parsing; flooding is covered above.
     const roomy = await startGateway({ db: database.db, tuning: { rateLimit: { messagesPerSecond: 10_000, burst: 10_000 } } });
     const agent = await TestAgent.connect(roomy.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });

@@ -1,22 +1,27 @@
 // Session lifecycle over real sockets (PGlite): replacement, heartbeat timeout, revocation, drain.
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AuthFailureLimiter } from '../../src/util/auth-failures.js';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { eq, sql } from 'drizzle-orm';
 import { agentPresence, controllerInstances } from '../../db/schema.js';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { PresenceStore } from '../../src/gateway/index.js';
 import { migrate, openDatabase, type Database } from '../../src/store/database.js';
-import { assertNoTokensLogged, eventually, sleep, startGateway, TestAgent, TOKENS } from './gateway-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { assertNoTokensLogged, startGateway, TestAgent, TOKENS } from '../helpers/gateway-harness.js';
+
+/** How the gateway tests poll: up to 3 s, every 25 ms. */
+const POLL = { timeoutMs: 3000, intervalMs: 25 };
 
 let database: Database;
 
-before(async () => {
+beforeAll(async () => {
   database = await openDatabase('pglite:memory');
   await migrate(database);
 });
 
-after(async () => {
+afterAll(async () => {
   await database?.close();
 });
 
@@ -25,15 +30,15 @@ async function presenceOf(runnerId: string) {
   return row ?? null;
 }
 
-void describe('one live session per runner', () => {
-  void it('a new session replaces the old one (4000) and the old teardown keeps the new presence row', async () => {
+describe('one live session per runner', () => {
+  it('a new session replaces the old one (4000) and the old teardown keeps the new presence row', async () => {
     const h = await startGateway({ db: database.db });
     try {
       const first = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
       await first.request('ping');
       const firstEpoch = h.gateway.sessionOf('r1')?.sessionEpoch;
       assert.ok(firstEpoch);
-      await eventually(async () => (await presenceOf('r1'))?.sessionEpoch === firstEpoch);
+      await eventually('the presence row of r1 to carry the first session epoch', async () => (await presenceOf('r1'))?.sessionEpoch === firstEpoch, POLL);
 
       const second = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1, header: true });
       const closed = await first.closed;
@@ -42,7 +47,7 @@ void describe('one live session per runner', () => {
       assert.ok(secondEpoch && secondEpoch > firstEpoch);
 
       // The old session's teardown has run (disconnected event) and left the new row alone.
-      await eventually(() => h.events.some((e) => e.type === 'disconnected' && e.sessionEpoch === firstEpoch));
+      await eventually('the disconnected event of the first session', () => h.events.some((e) => e.type === 'disconnected' && e.sessionEpoch === firstEpoch), POLL);
       const row = await presenceOf('r1');
       assert.equal(row?.sessionEpoch, secondEpoch);
       assert.equal(h.gateway.sessionOf('r1')?.sessionEpoch, secondEpoch);
@@ -55,7 +60,7 @@ void describe('one live session per runner', () => {
       assert.equal((await presenceOf('r1'))?.sessionEpoch, secondEpoch);
 
       await second.close();
-      await eventually(async () => (await presenceOf('r1')) === null);
+      await eventually('the presence row of r1 to be removed', async () => (await presenceOf('r1')) === null, POLL);
       assert.equal(h.gateway.sessionOf('r1'), null);
       assertNoTokensLogged(h.logs);
     } finally {
@@ -64,8 +69,8 @@ void describe('one live session per runner', () => {
   });
 });
 
-void describe('heartbeats', () => {
-  void it('a peer that stops answering pings is cut off and marked offline; a live one stays', async () => {
+describe('heartbeats', () => {
+  it('a peer that stops answering pings is cut off and marked offline; a live one stays', async () => {
     const h = await startGateway({ db: database.db, heartbeatIntervalSeconds: 1, heartbeatTimeoutSeconds: 1, tuning: { presenceTouchSeconds: 0.5 } });
     try {
       const dead = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2, autoPong: false });
@@ -80,7 +85,11 @@ void describe('heartbeats', () => {
       const elapsed = performance.now() - started;
       assert.equal(code, 1006, 'terminated without a close frame');
       assert.ok(elapsed > 800 && elapsed < 3500, `cut off after ${Math.round(elapsed)} ms`);
-      await eventually(() => h.events.some((e) => e.type === 'disconnected' && e.runnerId === 'r2' && e.reason === 'heartbeat_timeout'));
+      await eventually(
+        'a heartbeat_timeout disconnect of r2',
+        () => h.events.some((e) => e.type === 'disconnected' && e.runnerId === 'r2' && e.reason === 'heartbeat_timeout'),
+        POLL,
+      );
       assert.equal(await presenceOf('r2'), null);
       assert.ok(h.logs.some((l) => l.includes('agent offline: no heartbeat') && l.includes('"runnerId":"r2"')));
 
@@ -96,8 +105,8 @@ void describe('heartbeats', () => {
   });
 });
 
-void describe('failed handshakes', () => {
-  void it('an address past its failed-authentication limit gets 429, also with valid credentials', async () => {
+describe('failed handshakes', () => {
+  it('an address past its failed-authentication limit gets 429, also with valid credentials', async () => {
     const h = await startGateway({ db: database.db, authFailures: new AuthFailureLimiter({ perMinute: 2 }) });
     try {
       assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: 'not-the-token' }), 403);
@@ -109,8 +118,8 @@ void describe('failed handshakes', () => {
   });
 });
 
-void describe('session takeover', () => {
-  void it('a new session replacing one still open for the same runner is reported, with both addresses', async () => {
+describe('session takeover', () => {
+  it('a new session replacing one still open for the same runner is reported, with both addresses', async () => {
     const replaced: Array<{ runnerId: string; previousEpoch: number; newEpoch: number; remote?: string | undefined }> = [];
     const h = await startGateway({ db: database.db, onSessionReplaced: (info) => replaced.push(info) });
     try {
@@ -131,8 +140,8 @@ void describe('session takeover', () => {
   });
 });
 
-void describe('revocation', () => {
-  void it('closeRunnerSessions closes with 4401, removes presence, and refuses the old token afterwards', async () => {
+describe('revocation', () => {
+  it('closeRunnerSessions closes with 4401, removes presence, and refuses the old token afterwards', async () => {
     const h = await startGateway({ db: database.db });
     try {
       const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 });
@@ -147,7 +156,7 @@ void describe('revocation', () => {
     }
   });
 
-  void it('a token revoked elsewhere (another instance) ends the session at the next credential check', async () => {
+  it('a token revoked elsewhere (another instance) ends the session at the next credential check', async () => {
     const h = await startGateway({ db: database.db, heartbeatIntervalSeconds: 0.2, heartbeatTimeoutSeconds: 2, tuning: { reauthSeconds: 0.3 } });
     try {
       const agent = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
@@ -162,8 +171,8 @@ void describe('revocation', () => {
   });
 });
 
-void describe('drain', () => {
-  void it('refuses new sessions, finishes in-flight work within the grace, fails the rest retryably, closes with 1001', async () => {
+describe('drain', () => {
+  it('refuses new sessions, finishes in-flight work within the grace, fails the rest retryably, closes with 1001', async () => {
     const h = await startGateway({ db: database.db });
     await h.gateway.registerInstance();
     try {
@@ -171,7 +180,7 @@ void describe('drain', () => {
       const busy = await TestAgent.connect(h.wsUrl, { runnerId: 'r2', token: TOKENS.r2 });
       const silent = await TestAgent.connect(h.wsUrl, { runnerId: 'r3', token: TOKENS.r3 });
       await Promise.all([idle.request('ping'), busy.request('ping'), silent.request('ping')]);
-      await eventually(async () => (await database.db.select().from(agentPresence)).length === 3);
+      await eventually('presence rows for all three agents', async () => (await database.db.select().from(agentPresence)).length === 3, POLL);
 
       h.checkpoints.createDelayMs = 300;
       const creating = busy.request('create', { job_id: 'during-drain' }, 5000);
@@ -186,10 +195,14 @@ void describe('drain', () => {
       const draining = h.gateway.drain(800);
       assert.deepEqual(await idle.closed, { code: 1001, reason: 'controller shutting down' });
       assert.equal(await TestAgent.rejection(h.wsUrl, { runnerId: 'r1', token: TOKENS.r1 }), 503);
-      await eventually(async () => {
-        const [row] = await database.db.select().from(controllerInstances).where(eq(controllerInstances.instanceId, h.instanceId));
-        return row?.draining === true;
-      });
+      await eventually(
+        'the controller instance row to be marked draining',
+        async () => {
+          const [row] = await database.db.select().from(controllerInstances).where(eq(controllerInstances.instanceId, h.instanceId));
+          return row?.draining === true;
+        },
+        POLL,
+      );
 
       const created = await creating;
       assert.equal(created.status, 'ok', 'the in-flight create finished and was answered');
@@ -212,7 +225,7 @@ void describe('drain', () => {
   });
 });
 
-void describe('restart with a stable instance id', () => {
+describe('restart with a stable instance id', () => {
   it("drops the sessions the previous process left behind (it died without draining), keeping each as the runner's last session", async () => {
     const instanceId = 'stable-instance-under-test';
     // What a SIGKILLed process with this id leaves: its row, stale, and presence rows of its sessions.

@@ -1,31 +1,14 @@
 // Shared pieces of the activity tests: running one activity in an activity context (with chosen
-// scheduling time and attempt, as Temporal would give a retry), a log sink, and runner fixtures.
+// scheduling time and attempt, as Temporal would give a retry) and runner fixtures.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { Info } from '@temporalio/activity';
 import { DefaultLogger } from '@temporalio/worker';
-import { createLogger, type Logger } from '../../src/logger.js';
+import type { Logger } from '../../src/logger.js';
 import { RunnerRegistry } from '../../src/inventory/registry.js';
 import type { Db } from '../../src/store/database.js';
 import { defaultSimToken, type ProxmoxSimulator } from '../../sim/proxmox/index.js';
-
-export interface CapturedLogger {
-  logger: Logger;
-  lines: string[];
-}
-
-export function captureLogger(level = 'debug'): CapturedLogger {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  return { logger: createLogger({ level, destination: sink as any }), lines };
-}
 
 const quietSdkLogger = new DefaultLogger('ERROR');
 
@@ -77,15 +60,4 @@ export async function createProxmoxRunner(
     ...fields,
   });
   return { token };
-}
-
-/** Polls `check` until it gives a truthy value, and returns that value. */
-export async function until<T>(check: () => T | Promise<T>, timeoutMs = 5000, stepMs = 5): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
 }

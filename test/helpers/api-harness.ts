@@ -13,8 +13,8 @@ import { RunnerRegistry } from '../../src/inventory/registry.js';
 import { createLogger } from '../../src/logger.js';
 import { createCheckpointService, type CheckpointService } from '../../src/services/checkpoints.js';
 import type { CreateRateLimitSettings } from '../../src/services/create-rate-limit.js';
-import type { TestDatabase } from '../helpers/databases.js';
-import { bundleWorkflowsOnce } from '../helpers/temporal.js';
+import type { TestDatabase } from './databases.js';
+import { bundleWorkflowsOnce } from './temporal.js';
 
 export const ADMIN_TOKEN = 'admin-token-for-api-tests';
 
@@ -156,22 +156,6 @@ export async function call(base: string, method: string, path: string, opts: Cal
     // not JSON: keep the text
   }
   return { status: res.status, body: parsed };
-}
-
-/** Polls until `check` returns a value; fails after `timeoutMs`. */
-export async function eventually<T>(what: string, check: () => Promise<T | null | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** API timestamps: ISO 8601 in UTC with the zone. */

@@ -1,6 +1,6 @@
 // Shared set-up of the checkpoint workflow tests: one time-skipping server and one workflow bundle per
 // test file, workers over a FakeWorld, creates as the API does them, and history recording.
-import { after, before } from 'node:test';
+import { afterAll, beforeAll } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -11,8 +11,9 @@ import { checkpointV2Workflow } from '../../workflows/checkpoint/workflow.js';
 import { checkpointQuery, createUpdate, type CheckpointWorkflowInput } from '../../workflows/messages.js';
 import { mintCheckpointName } from '../../src/domain/checkpoint-name.js';
 import { gatewayTaskQueue } from '../../activities/types.js';
-import { FakeWorld, GATEWAY_INSTANCE, fastTimings } from './fake-world.js';
-import { startDevServerEnv, startTimeSkippingEnv, bundleWorkflowsOnce, workflowsIndexPath } from '../helpers/temporal.js';
+import { FakeWorld, GATEWAY_INSTANCE } from './fake-world.js';
+import { timeSkippingTimings } from './timings.js';
+import { startDevServerEnv, startTimeSkippingEnv, bundleWorkflowsOnce, workflowsIndexPath } from './temporal.js';
 
 export let env: TestWorkflowEnvironment;
 export let bundle: WorkflowBundleWithSourceMap;
@@ -23,11 +24,11 @@ let queueCounter = 0;
  * or the dev server for scenarios that play out in real time (a slow database during a create).
  */
 export function useCheckpointServer(server: 'time-skipping' | 'dev' = 'time-skipping'): void {
-  before(async () => {
+  beforeAll(async () => {
     env = server === 'dev' ? await startDevServerEnv() : await startTimeSkippingEnv();
     bundle = await bundleWorkflowsOnce(workflowsIndexPath);
   });
-  after(async () => env?.teardown());
+  afterAll(async () => env?.teardown());
 }
 
 
@@ -45,7 +46,7 @@ export async function withWorkers<T>(world: FakeWorld, fn: (taskQueue: string) =
 }
 
 export function inputFor(name: string, overrides: Partial<CheckpointWorkflowInput> = {}, timings: Partial<CheckpointWorkflowInput['timings']> = {}): CheckpointWorkflowInput {
-  return { name, runnerId: 'runner-1', jobId: name.split('-')[1]!, backend: 'proxmox', timings: { ...fastTimings, ...timings }, ...overrides };
+  return { name, runnerId: 'runner-1', jobId: name.split('-')[1]!, backend: 'proxmox', timings: { ...timeSkippingTimings, ...timings }, ...overrides };
 }
 
 let jobCounter = 1000;
@@ -94,14 +95,14 @@ export const RECORDING_RELEASE = 'v2';
 
 /**
  * With E2EPOOL_RECORD_HISTORIES=1 the finished history of a path is written to
- * test/replay/histories/<release>/, where the replay test checks today's workflow code against it.
+ * test/workflows/histories/<release>/, where the replay test checks today's workflow code against it.
  * An existing file is never overwritten: it is the regression record of the code that wrote it.
  * (The top-level files and checkpoint-fixes-2026-12/ are histories of checkpointWorkflow, the first
  * release; v2/ holds those of checkpointV2Workflow.)
  */
 export async function recordHistory(handle: WorkflowHandle, path: string) {
   if (process.env.E2EPOOL_RECORD_HISTORIES !== '1') return;
-  const file = new URL(`../replay/histories/${RECORDING_RELEASE}/${path}.json`, import.meta.url);
+  const file = new URL(`../workflows/histories/${RECORDING_RELEASE}/${path}.json`, import.meta.url);
   if (existsSync(file)) return;
   const history = await handle.fetchHistory();
   mkdirSync(new URL('.', file), { recursive: true });

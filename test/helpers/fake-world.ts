@@ -21,32 +21,9 @@ import type {
 import { gatewayTaskQueue } from '../../activities/types.js';
 import type { JobObservation, RunnerJobsObservation } from '../../src/domain/decisions.js';
 import type { FinalizeStatus } from '../../src/domain/finalize.js';
-import type { CheckpointTimings } from '../../workflows/messages.js';
 
 export const GATEWAY_INSTANCE = 'gw-test';
 
-export const fastTimings: CheckpointTimings = {
-  createAcceptWindowSeconds: 120,
-  createWaitForCleanupSeconds: 10,
-  cooldownSeconds: 0,
-  ttlSeconds: 1800,
-  maxTtlSeconds: 86400,
-  pollerEnabled: true,
-  pollerIntervalSeconds: 20,
-  pollerMinAgeSeconds: 120,
-  readinessTimeoutSeconds: 120,
-  readinessPollIntervalSeconds: 5,
-  readinessStableSeconds: 0,
-  resetSettleSeconds: 2,
-  ownJobGraceSeconds: 60,
-  foreignJobGraceSeconds: 90,
-  idlePollSeconds: 5,
-  pauseBudgetSeconds: 60,
-  unpauseAlertAfterSeconds: 600,
-  agentRouteAttempts: 3,
-  commandTimeoutSeconds: 30,
-  backendStepTimeoutSeconds: 60,
-};
 
 interface Failure {
   code: ErrorCode;

@@ -5,14 +5,14 @@ import assert from 'node:assert/strict';
 import type { AuthFailureLimiter } from '../../src/util/auth-failures.js';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { WebSocket } from 'ws';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { createAgentGateway, type AgentGateway, type AgentRequestHandler, type GatewayTuning, type SessionEvent } from '../../src/gateway/index.js';
 import type { GatewayDeps } from '../../src/gateway/gateway.js';
-import { createLogger } from '../../src/logger.js';
 import type { Db } from '../../src/store/database.js';
+import { captureLogs } from './log-capture.js';
 
 export const TOKENS: Record<string, string> = {
   r1: 'tok-r1-Zq8sSecretValue',
@@ -51,7 +51,7 @@ export class InMemoryCheckpoints implements AgentRequestHandler {
   async create(runnerId: string, payload: { job_id: string; caller?: string; project_id?: string }, opts?: { legacySession?: boolean }): Promise<unknown> {
     this.calls.push({ type: 'create', runnerId, payload, opts });
     if (payload.job_id === 'explode') throw new Error('connection to postgresql://app:hunter2@db failed, token=abc123');
-    if (this.createDelayMs) await new Promise((r) => setTimeout(r, this.createDelayMs));
+    if (this.createDelayMs) await sleep(this.createDelayMs);
     const active = [...this.checkpoints.values()].find((c) => c.runner_id === runnerId && (c.state === 'created' || c.state === 'finalize_queued'));
     if (active) throw new E2epoolError('conflict', `Active checkpoint '${active.name}' already exists for runner '${runnerId}'`);
     const name = `job-${payload.job_id}-${Math.floor(Date.now() / 1000)}-${randomBytes(4).toString('hex')}`;
@@ -117,14 +117,7 @@ export async function startGateway(opts: {
   authFailures?: AuthFailureLimiter;
   onSessionReplaced?: GatewayDeps['onSessionReplaced'];
 }): Promise<GatewayHarness> {
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      logs.push(String(chunk));
-      done();
-    },
-  });
-  const logger = createLogger({ level: 'debug', destination: sink as any });
+  const { logger, lines: logs } = captureLogs();
   const registry = opts.registry ?? new TokenRegistry();
   const checkpoints = new InMemoryCheckpoints();
   const instanceId = opts.instanceId ?? `test-${randomBytes(4).toString('hex')}`;
@@ -293,20 +286,5 @@ export class TestAgent {
   close(): Promise<{ code: number; reason: string }> {
     this.ws.close();
     return this.closed;
-  }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `check` until it returns a truthy value or the time is up. */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 3000, stepMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(stepMs);
   }
 }

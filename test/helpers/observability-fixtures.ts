@@ -118,9 +118,3 @@ export async function startReceiver(): Promise<Receiver> {
   return receiver;
 }
 
-/** Log lines captured in memory (JSON objects). */
-export function memoryLogger() {
-  const lines: any[] = [];
-  const logger = createLogger({ level: 'debug', destination: { write: (s: string) => void lines.push(JSON.parse(s)) } as any });
-  return { logger, lines };
-}

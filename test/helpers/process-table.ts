@@ -28,13 +28,3 @@ export function listProcesses(): ProcessEntry[] {
 
 export const processesInGroup = (pgid: number): ProcessEntry[] => listProcesses().filter((p) => p.pgid === pgid);
 export const childrenOf = (pid: number): ProcessEntry[] => listProcesses().filter((p) => p.ppid === pid);
-
-/** Polls until `check` holds or `timeoutMs` passes; returns whether it held. */
-export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 50): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}

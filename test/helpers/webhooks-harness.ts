@@ -4,7 +4,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import express from 'express';
 import { sql } from 'drizzle-orm';
 import { Context } from '@temporalio/activity';
@@ -20,45 +19,12 @@ import { createStoreActivities } from '../../activities/store.js';
 import { withFailureMapping } from '../../activities/failure-mapping.js';
 import { gatewayTaskQueue, type AgentCommandInput, type AgentCommandResult, type CheckpointActivities } from '../../activities/types.js';
 import { checkpointV2Workflow } from '../../workflows/checkpoint/workflow.js';
-import { createUpdate, type CheckpointTimings, type CheckpointWorkflowInput } from '../../workflows/messages.js';
+import { createUpdate, type CheckpointWorkflowInput } from '../../workflows/messages.js';
+import { realClockTimings } from './timings.js';
 
 export const GITLAB_SECRET = 'gl-webhook-secret-for-tests';
 export const GITHUB_SECRET = 'gh-webhook-secret-for-tests';
 
-/** Short waits everywhere: these tests run on a real clock. */
-export const quickTimings: CheckpointTimings = {
-  createAcceptWindowSeconds: 120,
-  createWaitForCleanupSeconds: 5,
-  cooldownSeconds: 0,
-  ttlSeconds: 3600,
-  maxTtlSeconds: 86400,
-  pollerEnabled: false,
-  pollerIntervalSeconds: 20,
-  pollerMinAgeSeconds: 120,
-  readinessTimeoutSeconds: 30,
-  readinessPollIntervalSeconds: 1,
-  readinessStableSeconds: 0,
-  resetSettleSeconds: 1,
-  ownJobGraceSeconds: 30,
-  foreignJobGraceSeconds: 30,
-  idlePollSeconds: 1,
-  pauseBudgetSeconds: 30,
-  unpauseAlertAfterSeconds: 600,
-  agentRouteAttempts: 3,
-  commandTimeoutSeconds: 30,
-  backendStepTimeoutSeconds: 30,
-};
-
-export class LogCapture extends Writable {
-  lines: string[] = [];
-  override _write(chunk: Buffer, _enc: string, done: () => void) {
-    this.lines.push(chunk.toString('utf8'));
-    done();
-  }
-  get text() {
-    return this.lines.join('');
-  }
-}
 
 /** Stand-ins for everything that is not the database: a bare-metal runner whose agent answers ok. */
 export class StandInWorld {
@@ -150,7 +116,7 @@ export async function registerRunner(db: Db, gitlabRunnerId: number | null): Pro
 /** Creates a checkpoint as the API does: update-with-start, answered when it is created. */
 export async function createCheckpoint(client: Client, taskQueue: string, runnerId: string, jobId: string, projectId?: string): Promise<string> {
   const name = mintCheckpointName(jobId, Math.floor(Date.now() / 1000), randomBytes(4).toString('hex'));
-  const input: CheckpointWorkflowInput = { name, runnerId, jobId, backend: 'bare_metal', timings: quickTimings, ...(projectId ? { projectId } : {}) };
+  const input: CheckpointWorkflowInput = { name, runnerId, jobId, backend: 'bare_metal', timings: realClockTimings, ...(projectId ? { projectId } : {}) };
   const start = new WithStartWorkflowOperation(checkpointV2Workflow, {
     workflowId: name,
     taskQueue,
@@ -205,22 +171,6 @@ export async function checkpointRow(db: Db, name: string): Promise<Row> {
   const [row] = await query(db, sql`select * from checkpoints where name = ${name}`);
   if (!row) throw new Error(`no checkpoint row ${name}`);
   return row;
-}
-
-/** Polls until `check` returns a value (not undefined/false), or fails after `timeoutMs`. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Number of signals the workflow's history holds (what reached Temporal, not what we meant to send). */

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { GitlabClient } from '../../src/integrations/gitlab/client.js';

@@ -1,5 +1,5 @@
 // Contract tests of the GitLab client against the GitLab simulator over real HTTP.
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,12 +16,12 @@ let sim: GitlabSimulator;
 let client: GitlabClient;
 let nextRunnerId = 100;
 
-before(async () => {
+beforeAll(async () => {
   sim = await startGitlabSimulator({ tokens: [TOKEN], seed: { projects: [{ id: 5, path: 'grp/app' }, { id: 6, path: 'grp/other' }] } });
   client = new GitlabClient({ baseUrl: sim.url, token: TOKEN, timeoutMs: TIMEOUT_MS });
 });
 
-after(async () => {
+afterAll(async () => {
   await sim.stop();
 });
 

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { GITLAB_JOB_STATUSES, isGitlabJobStatus, mapGitlabJobStatus } from '../../src/integrations/gitlab/job-status.js';
 

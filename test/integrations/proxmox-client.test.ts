@@ -1,16 +1,15 @@
 // Contract tests of the Proxmox client against the simulator over real HTTP and HTTPS.
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { createLogger } from '../../src/logger.js';
 import { ProxmoxClient, type ProxmoxClientOptions } from '../../src/integrations/proxmox/client.js';
 import { ProxmoxApiError } from '../../src/integrations/proxmox/errors.js';
 import { buildUpid, parseUpid } from '../../src/integrations/proxmox/upid.js';
 import { isRetryable } from '../../src/domain/errors.js';
 import { startProxmoxSimulator, type ProxmoxSimulator } from '../../sim/proxmox/server.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 const TOKEN_ID = 'e2epool@pve!ctl';
 const SECRET = 'f3c1a9e2-7b6d-4c1e-9a55-0d2b3c4e5f60';
@@ -38,7 +37,7 @@ function assertNoSecret(err: unknown): void {
   assert.ok(!text.includes(SECRET), 'the token secret leaked into an error');
 }
 
-before(async () => {
+beforeAll(async () => {
   sim = await startProxmoxSimulator({
     https: true,
     tokens: [
@@ -53,7 +52,7 @@ before(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'pve-client-test-'));
 });
 
-after(async () => {
+afterAll(async () => {
   await sim.stop();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -135,8 +134,7 @@ describe('TLS', () => {
   });
 
   test('insecure works only when asked and warns once', async () => {
-    const lines: string[] = [];
-    const logger = createLogger({ destination: new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }) });
+    const { logger, lines } = captureLogs('info');
     const insecure = client({ baseUrl: sim.httpsUrl!, tls: { insecure: true }, logger });
     client({ baseUrl: sim.httpsUrl!, tls: { insecure: true }, logger });
     assert.equal((await insecure.vmStatus('pve1', 101)).status, 'running');

@@ -1,6 +1,6 @@
 // The idempotent backend operations against the simulator: happy paths, faults and their error codes,
 // and re-attaching to running tasks so a retried activity never repeats a destructive call.
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { E2epoolError, isRetryable } from '../../src/domain/errors.js';
@@ -33,7 +33,7 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
   assert.fail('expected a failure');
 }
 
-before(async () => {
+beforeAll(async () => {
   sim = await startProxmoxSimulator({
     tokens: [{ tokenId: TOKEN_ID, secret: SECRET }],
     vms: [
@@ -45,7 +45,7 @@ before(async () => {
   ops = new ProxmoxOperations(client, { powerStateTimeoutMs: 2000 });
 });
 
-after(() => sim.stop());
+afterAll(() => sim.stop());
 beforeEach(() => sim.reset());
 
 describe('ensureSnapshot', () => {

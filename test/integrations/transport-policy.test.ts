@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { assertTransportAllowed, gitlabCredentialsFor, isLoopbackHost, isPlaintextToNetwork } from '../../src/integrations/transport-policy.js';
 import { checkRunnerRules } from '../../src/inventory/runner-config.js';

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { InventoryError, expandEnv, loadInventoryFile, parseInventory } from '../../src/inventory/inventory-file.js';
 
 const PROXMOX = `
@@ -44,8 +44,8 @@ function problemsOf(fn: () => unknown): string[] {
   assert.fail('expected the inventory to be rejected');
 }
 
-void describe('inventory file: e2epool format', () => {
-  void it('loads a proxmox runner with every field (scenario 85)', () => {
+describe('inventory file: e2epool format', () => {
+  it('loads a proxmox runner with every field (scenario 85)', () => {
     const inv = parseInventory(PROXMOX);
     assert.equal(inv.runners.length, 1);
     const r = inv.runners[0]!;
@@ -66,7 +66,7 @@ void describe('inventory file: e2epool format', () => {
     assert.equal(r.options.successAction, 'cleanup', 'cleanup_cmd set: success cleans up');
   });
 
-  void it('loads a bare-metal runner (scenario 86) and several backends together (scenario 87)', () => {
+  it('loads a bare-metal runner (scenario 86) and several backends together (scenario 87)', () => {
     const inv = parseInventory(BARE_METAL);
     const r = inv.runners[0]!;
     assert.equal(r.resetCmd, '/opt/reset.sh');
@@ -86,7 +86,7 @@ void describe('inventory file: e2epool format', () => {
     );
   });
 
-  void it('a missing file is an error naming the path (scenario 88), or an empty inventory when allowed', async () => {
+  it('a missing file is an error naming the path (scenario 88), or an empty inventory when allowed', async () => {
     const missing = path.join(tmpdir(), 'e2epool-no-such-dir', 'inventory.yml');
     await assert.rejects(loadInventoryFile(missing), (err: unknown) => {
       assert.ok(err instanceof InventoryError);
@@ -100,19 +100,19 @@ void describe('inventory file: e2epool format', () => {
     assert.ok(empty.warnings.some((w) => w.includes('Inventory file not found')));
   });
 
-  void it("rejects an unknown backend with e2epool's text (scenario 89)", () => {
+  it("rejects an unknown backend with e2epool's text (scenario 89)", () => {
     const problems = problemsOf(() => parseInventory('runners:\n  - {runner_id: r1, backend: docker, token: t-1234567890123456789012}'));
     assert.deepEqual(problems, ["Invalid backend 'docker' for runner 'r1'. Must be 'proxmox' or 'bare_metal'."]);
   });
 
-  void it('rejects bare_metal without reset_cmd, and with an empty one (scenario 90)', () => {
+  it('rejects bare_metal without reset_cmd, and with an empty one (scenario 90)', () => {
     for (const extra of ['', ', reset_cmd: ""']) {
       const problems = problemsOf(() => parseInventory(`runners:\n  - {runner_id: bm1, backend: bare_metal, token: t-1234567890123456789012${extra}}`));
       assert.deepEqual(problems, ["Runner 'bm1' with bare_metal backend requires 'reset_cmd'."]);
     }
   });
 
-  void it('lists the missing proxmox fields in order (scenario 95); vmid 0 counts as missing', () => {
+  it('lists the missing proxmox fields in order (scenario 95); vmid 0 counts as missing', () => {
     let problems = problemsOf(() =>
       parseInventory('runners:\n  - {runner_id: p1, backend: proxmox, token: t-1234567890123456789012, proxmox_host: h, proxmox_user: u}'),
     );
@@ -123,14 +123,14 @@ void describe('inventory file: e2epool format', () => {
     assert.deepEqual(problems, ["Runner 'pve-runner-01' with proxmox backend is missing required fields: proxmox_vmid"]);
   });
 
-  void it('treats `runners: []`, a missing runners key and an empty file as an empty inventory (scenario 92)', () => {
+  it('treats `runners: []`, a missing runners key and an empty file as an empty inventory (scenario 92)', () => {
     for (const text of ['runners: []\n', 'other: 1\n', '', 'runners:\n']) {
       assert.deepEqual(parseInventory(text).runners, []);
     }
     assert.equal(parseInventory('').contentHash, parseInventory('runners: []').contentHash);
   });
 
-  void it('accepts the path as a string or as a file URL (scenario 93)', async () => {
+  it('accepts the path as a string or as a file URL (scenario 93)', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'e2epool-inv-'));
     try {
       const file = path.join(dir, 'inventory.yml');
@@ -144,7 +144,7 @@ void describe('inventory file: e2epool format', () => {
     }
   });
 
-  void it('defaults omitted optionals: tags [] and null fields (scenario 94)', () => {
+  it('defaults omitted optionals: tags [] and null fields (scenario 94)', () => {
     const r = parseInventory('runners:\n  - {runner_id: bm1, backend: bare_metal, token: t-1234567890123456789012, reset_cmd: reset}').runners[0]!;
     assert.deepEqual(r.tags, []);
     for (const v of [r.proxmoxHost, r.proxmoxUser, r.proxmoxTokenName, r.proxmoxTokenValue, r.proxmoxNode, r.proxmoxVmid, r.cleanupCmd, r.readinessCmd, r.gitlabRunnerId]) {
@@ -153,7 +153,7 @@ void describe('inventory file: e2epool format', () => {
     assert.equal(r.options.successAction, 'reset', 'no cleanup_cmd: success resets, as e2epool always did');
   });
 
-  void it('warns about unknown keys and ignores them (scenario 96); never rejects for them', () => {
+  it('warns about unknown keys and ignores them (scenario 96); never rejects for them', () => {
     const inv = parseInventory(`
 defaults: {x: 1}
 runners:
@@ -179,7 +179,7 @@ runners:
     assert.ok(!('ssh_host' in inv.runners[0]!));
   });
 
-  void it('keeps the per-runner CI settings e2epool dropped, and warns about a ci_adapter other than gitlab', () => {
+  it('keeps the per-runner CI settings e2epool dropped, and warns about a ci_adapter other than gitlab', () => {
     const inv = parseInventory(`
 runners:
   - runner_id: bm1
@@ -198,19 +198,19 @@ runners:
     assert.deepEqual(inv.warnings, ["Runner 'bm1': ci_adapter 'github' is not supported (only 'gitlab'); GitLab is used."]);
   });
 
-  void it('flags runners without gitlab_runner_id or readiness_cmd', () => {
+  it('flags runners without gitlab_runner_id or readiness_cmd', () => {
     const inv = parseInventory('runners:\n  - {runner_id: bm1, backend: bare_metal, token: a-token-of-24-characters, reset_cmd: reset}');
     assert.equal(inv.runners.length, 1);
     assert.ok(inv.warnings.some((w) => w.startsWith("Runner 'bm1' has no gitlab_runner_id")));
     assert.ok(inv.warnings.some((w) => w.startsWith("Runner 'bm1' has no readiness_cmd")));
   });
 
-  void it('refuses a token shorter than 24 characters, without printing it', () => {
+  it('refuses a token shorter than 24 characters, without printing it', () => {
     const problems = problemsOf(() => parseInventory('runners:\n  - {runner_id: bm1, backend: bare_metal, token: a-token-of-23-character, reset_cmd: reset}'));
     assert.deepEqual(problems, ["Runner 'bm1' has a token shorter than 24 characters; generate one with: openssl rand -hex 24"]);
   });
 
-  void it('reports every problem at once, naming entries without a runner_id', () => {
+  it('reports every problem at once, naming entries without a runner_id', () => {
     const problems = problemsOf(() =>
       parseInventory(`
 runners:
@@ -233,7 +233,7 @@ runners:
     ]);
   });
 
-  void it('rejects duplicate runner ids and shared tokens without printing the token', () => {
+  it('rejects duplicate runner ids and shared tokens without printing the token', () => {
     const problems = problemsOf(() =>
       parseInventory(`
 runners:
@@ -248,7 +248,7 @@ runners:
     ]);
   });
 
-  void it('rejects a file that is not a mapping, a runners value that is not a list, and YAML errors without echoing lines', () => {
+  it('rejects a file that is not a mapping, a runners value that is not a list, and YAML errors without echoing lines', () => {
     assert.deepEqual(problemsOf(() => parseInventory('- a\n- b\n')), ["The file must be a mapping with a 'runners' list."]);
     assert.deepEqual(problemsOf(() => parseInventory('runners: {a: 1}\n')), ["'runners' must be a list."]);
     const problems = problemsOf(() => parseInventory('runners:\n  - runner_id: x\n    token: "supersecret-value\n'));
@@ -257,7 +257,7 @@ runners:
     assert.ok(!problems[0]!.includes('supersecret'), 'the offending line (maybe a token) is not echoed');
   });
 
-  void it('the content hash ignores formatting, comments and order but changes with any value', () => {
+  it('the content hash ignores formatting, comments and order but changes with any value', () => {
     const a = parseInventory(PROXMOX + BARE_METAL.replace('runners:\n', '')).contentHash;
     const reordered = parseInventory(BARE_METAL + PROXMOX.replace('runners:\n', '')).contentHash;
     const commented = parseInventory('# fleet\n' + PROXMOX + '# bare metal\n' + BARE_METAL.replace('runners:\n', '')).contentHash;
@@ -269,7 +269,7 @@ runners:
   });
 });
 
-void describe('inventory file: ${ENV} references', () => {
+describe('inventory file: ${ENV} references', () => {
   const env = { PVE_SECRET: 'pve-secret-value', VMID: '205', RUNNER_TOKEN: 'from-env-token-1234567890', VERIFY: 'false' };
   const withEnv = `
 runners:
@@ -289,7 +289,7 @@ runners:
     tags: ["\${VMID}-tag"]
 `;
 
-  void it('expands references in values and converts numbers and booleans', () => {
+  it('expands references in values and converts numbers and booleans', () => {
     const r = parseInventory(withEnv, { env }).runners[0]!;
     assert.equal(r.token, 'from-env-token-1234567890');
     assert.equal(r.proxmoxTokenValue, 'pve-secret-value');
@@ -298,13 +298,13 @@ runners:
     assert.deepEqual(r.tags, ['205-tag']);
   });
 
-  void it("leaves shell command lines to the runner's shell", () => {
+  it("leaves shell command lines to the runner's shell", () => {
     const r = parseInventory(withEnv, { env }).runners[0]!;
     assert.equal(r.readinessCmd, 'test -d ${HOME}');
     assert.equal(r.resetCmd, 'echo $${NOT_EXPANDED}');
   });
 
-  void it('a missing variable is an error naming the variable and the field, never a value', () => {
+  it('a missing variable is an error naming the variable and the field, never a value', () => {
     const problems = problemsOf(() => parseInventory(withEnv, { env: { RUNNER_TOKEN: 'x-123456789012345', VMID: '1' } }));
     assert.deepEqual(problems, [
       "Runner 'p1': environment variable 'PVE_SECRET' (referenced by 'proxmox_token_value') is not set.",
@@ -312,7 +312,7 @@ runners:
     ]);
   });
 
-  void it('expandEnv: several references, $${ escapes, and names that are not references', () => {
+  it('expandEnv: several references, $${ escapes, and names that are not references', () => {
     assert.deepEqual(expandEnv('${A}-${B}', { A: '1', B: '2' }), { value: '1-2', missing: [] });
     assert.deepEqual(expandEnv('$${A}', { A: '1' }), { value: '${A}', missing: [] });
     assert.deepEqual(expandEnv('${1A} ${A:-x} $A', { A: '1' }), { value: '${1A} ${A:-x} $A', missing: [] });
@@ -320,22 +320,22 @@ runners:
     assert.deepEqual(expandEnv('${NOPE}', {}), { value: '${NOPE}', missing: ['NOPE'] });
   });
 
-  void it('existing files that use no references load unchanged with an empty environment', () => {
+  it('existing files that use no references load unchanged with an empty environment', () => {
     const inv = parseInventory(PROXMOX, { env: {} });
     assert.equal(inv.runners[0]!.proxmoxTokenValue, '11111111-2222-3333-4444-555555555555');
   });
 });
 
-void describe('inventory file on disk', () => {
+describe('inventory file on disk', () => {
   let dir: string;
-  before(async () => {
+  beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'e2epool-inv-'));
   });
-  after(async () => {
+  afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  void it('loads through loadInventoryFile and keeps the path in errors', async () => {
+  it('loads through loadInventoryFile and keeps the path in errors', async () => {
     const file = path.join(dir, 'bad.yml');
     await writeFile(file, 'runners:\n  - {runner_id: r1, backend: docker, token: t-1234567890123456789012}\n');
     await assert.rejects(loadInventoryFile(file), (err: unknown) => {

@@ -1,6 +1,6 @@
 // The runner registry against a real database: PGlite in memory and a throwaway PostgreSQL database.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { parseInventory } from '../../src/inventory/inventory-file.js';
@@ -62,23 +62,23 @@ for (const [kind, create] of [
   ['pglite', createPgliteDatabase],
   ['postgres', () => createPostgresDatabase('e2epool_reg')],
 ] as const) {
-  void describe(`runner registry on ${kind}`, () => {
+  describe(`runner registry on ${kind}`, () => {
     let database: TestDatabase;
     let registry: RunnerRegistry;
     const deactivated: RunnerEvent[] = [];
     const rotated: RunnerEvent[] = [];
 
-    before(async () => {
+    beforeAll(async () => {
       database = await create();
       registry = new RunnerRegistry({ db: database.db, pepper: PEPPER });
       registry.onRunnerDeactivated((e) => void deactivated.push(e));
       registry.onTokenRotated((e) => void rotated.push(e));
     });
-    after(async () => {
+    afterAll(async () => {
       await database?.drop();
     });
 
-    void it('creates a runner: 43-char token returned once, only its HMAC stored (scenarios 75, 78)', async () => {
+    it('creates a runner: 43-char token returned once, only its HMAC stored (scenarios 75, 78)', async () => {
       const { runner, token, reactivated } = await registry.createRunner(proxmoxInput);
       assert.equal(reactivated, false);
       assert.match(token, /^[A-Za-z0-9_-]{43}$/);
@@ -101,7 +101,7 @@ for (const [kind, create] of [
       assert.equal(options.successAction, 'reset');
     });
 
-    void it('gives every runner its own token, and [] or missing tags read back as [] (scenarios 76, 77)', async () => {
+    it('gives every runner its own token, and [] or missing tags read back as [] (scenarios 76, 77)', async () => {
       const a = await registry.createRunner(bareMetalInput);
       const b = await registry.createRunner({ ...bareMetalInput, runner_id: 'bm-02', tags: [] });
       assert.notEqual(a.token, b.token);
@@ -111,7 +111,7 @@ for (const [kind, create] of [
       assert.equal(a.runner.gitlabRunnerId, null);
     });
 
-    void it('refuses an active duplicate with 409 and broken rules with 422 texts (scenario 79)', async () => {
+    it('refuses an active duplicate with 409 and broken rules with 422 texts (scenario 79)', async () => {
       await expectError(registry.createRunner(bareMetalInput), 'conflict', "Runner 'bm-01' already exists");
       await expectError(registry.createRunner({ runner_id: 'x', backend: 'docker' }), 'validation', "Invalid backend 'docker'. Must be 'proxmox' or 'bare_metal'.");
       await expectError(registry.createRunner({ runner_id: 'x', backend: 'bare_metal' }), 'validation', "bare_metal backend requires 'reset_cmd'.");
@@ -123,7 +123,7 @@ for (const [kind, create] of [
       await expectError(registry.createRunner({ runner_id: 'bad id!', backend: 'bare_metal' }), 'validation', "runner_id: String should match pattern '^[\\w.\\-]+$'");
     });
 
-    void it('lists active runners by runner_id; inactive ones only on request (scenarios 80, 81)', async () => {
+    it('lists active runners by runner_id; inactive ones only on request (scenarios 80, 81)', async () => {
       assert.deepEqual(
         (await registry.listRunners()).map((r) => r.runnerId),
         ['bm-01', 'bm-02', 'pve-01'],
@@ -132,7 +132,7 @@ for (const [kind, create] of [
       assert.equal(await registry.getRunner('nope'), null);
     });
 
-    void it('authenticates by token: lookup by hash, active runners only', async () => {
+    it('authenticates by token: lookup by hash, active runners only', async () => {
       const { token } = await registry.createRunner({ ...bareMetalInput, runner_id: 'auth-01' });
       assert.equal((await registry.authenticateRunnerToken(token))?.runnerId, 'auth-01');
       assert.equal(await registry.authenticateRunnerToken(token + 'x'), null);
@@ -147,7 +147,7 @@ for (const [kind, create] of [
       assert.equal((await registry.authenticateRunnerToken('hand-made-token-0123456789ab'))?.runnerId, 'hand-made');
     });
 
-    void it('deactivates softly: token refused, hidden from get/list, listeners told; unknown or repeated → null (scenario 82)', async () => {
+    it('deactivates softly: token refused, hidden from get/list, listeners told; unknown or repeated → null (scenario 82)', async () => {
       const { token } = await registry.createRunner({ ...bareMetalInput, runner_id: 'gone-01' });
       const runner = await registry.deactivateRunner('gone-01');
       assert.equal(runner?.isActive, false);
@@ -161,7 +161,7 @@ for (const [kind, create] of [
       assert.equal(await registry.deactivateRunner('never-existed'), null);
     });
 
-    void it('reactivates an inactive runner with the new request fields and a new token', async () => {
+    it('reactivates an inactive runner with the new request fields and a new token', async () => {
       const first = await registry.createRunner({ ...proxmoxInput, runner_id: 'again-01' });
       await registry.deactivateRunner('again-01');
       const second = await registry.createRunner({ runner_id: 'again-01', backend: 'bare_metal', reset_cmd: 'r2' });
@@ -178,7 +178,7 @@ for (const [kind, create] of [
       assert.equal((await registry.authenticateRunnerToken(second.token))?.runnerId, 'again-01');
     });
 
-    void it('rotates a token: the old one stops working at once and listeners are told', async () => {
+    it('rotates a token: the old one stops working at once and listeners are told', async () => {
       const { token: old } = await registry.createRunner({ ...bareMetalInput, runner_id: 'rot-01' });
       const rotatedResult = await registry.rotateToken('rot-01');
       assert.ok(rotatedResult);
@@ -191,7 +191,7 @@ for (const [kind, create] of [
       assert.equal(await registry.rotateToken('rot-01'), null);
     });
 
-    void it('drains and undrains active runners only', async () => {
+    it('drains and undrains active runners only', async () => {
       assert.equal((await registry.setDrained('bm-01', true))?.drained, true);
       assert.equal((await registry.getRunner('bm-01'))?.drained, true);
       assert.equal((await registry.setDrained('bm-01', false))?.drained, false);
@@ -199,7 +199,7 @@ for (const [kind, create] of [
       assert.equal(await registry.setDrained('gone-01', true), null);
     });
 
-    void it('runnerView carries no secret and round-trips every public field (scenario 83)', async () => {
+    it('runnerView carries no secret and round-trips every public field (scenario 83)', async () => {
       const runner = (await registry.getRunner('pve-01'))!;
       const view = runnerView(runner);
       const json = JSON.stringify(view);
@@ -237,10 +237,10 @@ for (const [kind, create] of [
       assert.equal(runnerView(runner, 'once').token, 'once');
     });
 
-    void describe('inventory sync', () => {
+    describe('inventory sync', () => {
       const fileA = () => parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789abcdef' }, { id: 'inv-02', token: 'inv-02-token-0123456789abcdef' }]));
 
-      void it('writes inventory runners with hashed tokens and records the content hash', async () => {
+      it('writes inventory runners with hashed tokens and records the content hash', async () => {
         const result = await registry.syncInventory(fileA());
         assert.equal(result.applied, true);
         assert.deepEqual(result.created, ['inv-01', 'inv-02']);
@@ -254,14 +254,14 @@ for (const [kind, create] of [
         assert.equal((setting.rows ?? setting)[0].value.contentHash, fileA().contentHash);
       });
 
-      void it('does nothing when the same file is synced again (idempotent, no updated_at churn)', async () => {
+      it('does nothing when the same file is synced again (idempotent, no updated_at churn)', async () => {
         const before = await updatedAtOf(registry, 'inv-01');
         const again = await registry.syncInventory(fileA());
         assert.equal(again.applied, false);
         assert.equal(await updatedAtOf(registry, 'inv-01'), before);
       });
 
-      void it('applies a changed file: updates, deactivates missing inventory runners, never touches API runners', async () => {
+      it('applies a changed file: updates, deactivates missing inventory runners, never touches API runners', async () => {
         const apiBefore = await updatedAtOf(registry, 'bm-01');
         const inv02Before = await updatedAtOf(registry, 'inv-02');
         const file = parseInventory(inventoryText([{ id: 'inv-02', token: 'inv-02-token-0123456789abcdef', reset: 'reset-v2.sh' }]));
@@ -278,7 +278,7 @@ for (const [kind, create] of [
         for (const id of ['bm-01', 'bm-02', 'pve-01', 'auth-01', 'again-01']) assert.equal((await registry.getRunner(id))?.source, 'api', id);
       });
 
-      void it('skips an inventory runner whose id belongs to an API runner, with a warning', async () => {
+      it('skips an inventory runner whose id belongs to an API runner, with a warning', async () => {
         const apiRow = (await rawRunners(database)).find((r) => r.runner_id === 'bm-01')!;
         const file = parseInventory(inventoryText([{ id: 'inv-02', token: 'inv-02-token-0123456789abcdef', reset: 'reset-v2.sh' }, { id: 'bm-01', token: 'takeover-token-0123456789abcdef' }]));
         const result = await registry.syncInventory(file);
@@ -288,14 +288,14 @@ for (const [kind, create] of [
         assert.equal(await registry.authenticateRunnerToken('takeover-token-0123456789abcdef'), null);
       });
 
-      void it('skips an inventory runner whose token is already used by another runner', async () => {
+      it('skips an inventory runner whose token is already used by another runner', async () => {
         const file = parseInventory(inventoryText([{ id: 'inv-02', token: 'inv-02-token-0123456789abcdef' }, { id: 'inv-03', token: 'hand-made-token-0123456789ab' }]));
         const result = await registry.syncInventory(file);
         assert.deepEqual(result.skipped, ['inv-03']);
         assert.deepEqual(result.warnings, ["Inventory runner 'inv-03' skipped: its token is already used by runner 'hand-made'."]);
       });
 
-      void it('a changed inventory token replaces the old one and tells the listeners; a removed runner comes back when re-added', async () => {
+      it('a changed inventory token replaces the old one and tells the listeners; a removed runner comes back when re-added', async () => {
         const file = parseInventory(
           inventoryText([
             { id: 'inv-01', token: 'inv-01-token-0123456789abcdef' },
@@ -311,7 +311,7 @@ for (const [kind, create] of [
         assert.equal((await registry.authenticateRunnerToken('inv-01-token-0123456789abcdef'))?.runnerId, 'inv-01');
       });
 
-      void it('inventory runners keep their token from the file: rotation is refused, drain survives a sync', async () => {
+      it('inventory runners keep their token from the file: rotation is refused, drain survives a sync', async () => {
         await expectError(registry.rotateToken('inv-01'), 'invalid_state', "Runner 'inv-01' comes from the inventory file: change its token there");
         await registry.setDrained('inv-01', true);
         await registry.syncInventory(parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789abcdef', reset: 'changed.sh' }, { id: 'inv-02', token: 'inv-02-new-token-0123456789abcdef' }])));
@@ -320,7 +320,7 @@ for (const [kind, create] of [
         assert.equal(runner?.drained, true);
       });
 
-      void it('two instances syncing the same file do not flap', async () => {
+      it('two instances syncing the same file do not flap', async () => {
         const file = parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789abcdef' }, { id: 'inv-04', token: 'inv-04-token-0123456789abcdef' }]));
         // A second instance: its own connection pool on PostgreSQL.
         const second: Database = kind === 'postgres' ? await openDatabase(database.url, { poolSize: 2 }) : database;
@@ -344,7 +344,7 @@ for (const [kind, create] of [
         }
       });
 
-      void it('a new pepper forces a re-sync so inventory tokens keep working', async () => {
+      it('a new pepper forces a re-sync so inventory tokens keep working', async () => {
         const file = parseInventory(inventoryText([{ id: 'inv-01', token: 'inv-01-token-0123456789abcdef' }, { id: 'inv-04', token: 'inv-04-token-0123456789abcdef' }]));
         const repeppered = new RunnerRegistry({ db: database.db, pepper: 'rotated-pepper' });
         assert.equal(await repeppered.authenticateRunnerToken('inv-04-token-0123456789abcdef'), null);
@@ -357,7 +357,7 @@ for (const [kind, create] of [
     });
 
     if (kind === 'postgres') {
-      void it('concurrent creates of one runner id: one 201, the rest 409', async () => {
+      it('concurrent creates of one runner id: one 201, the rest 409', async () => {
         const attempts = await Promise.allSettled(Array.from({ length: 5 }, () => registry.createRunner({ ...bareMetalInput, runner_id: 'race-01' })));
         const ok = attempts.filter((a) => a.status === 'fulfilled');
         assert.equal(ok.length, 1);

@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { InventoryError } from '../../src/inventory/inventory-file.js';
 import { startInventorySync } from '../../src/inventory/watch.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { toValidationDetail } from '../../src/inventory/issues.js';
 import {
   apiRuleMessage,
@@ -27,8 +27,8 @@ function input(fields: Record<string, unknown>): RunnerInput {
   return runnerInputSchema.parse(fields);
 }
 
-void describe('runner rules (scenarios 72-74)', () => {
-  void it("rejects backends other than proxmox and bare_metal, including ''", () => {
+describe('runner rules (scenarios 72-74)', () => {
+  it("rejects backends other than proxmox and bare_metal, including ''", () => {
     for (const backend of ['docker', '']) {
       const v = checkRunnerRules({ ...input({ runner_id: 'r', backend: 'x' }), backend });
       assert.deepEqual(v, { rule: 'invalid_backend', backend });
@@ -40,14 +40,14 @@ void describe('runner rules (scenarios 72-74)', () => {
     );
   });
 
-  void it('bare_metal needs a non-empty reset_cmd', () => {
+  it('bare_metal needs a non-empty reset_cmd', () => {
     assert.deepEqual(checkRunnerRules(input({ runner_id: 'b', backend: 'bare_metal' })), { rule: 'bare_metal_reset_cmd' });
     assert.deepEqual(checkRunnerRules(input({ runner_id: 'b', backend: 'bare_metal', reset_cmd: '' })), { rule: 'bare_metal_reset_cmd' });
     assert.equal(checkRunnerRules(input({ runner_id: 'b', backend: 'bare_metal', reset_cmd: 'r' })), null);
     assert.equal(apiRuleMessage({ rule: 'bare_metal_reset_cmd' }), "bare_metal backend requires 'reset_cmd'.");
   });
 
-  void it('proxmox needs all six fields, named in order; vmid 0 and empty strings are missing', () => {
+  it('proxmox needs all six fields, named in order; vmid 0 and empty strings are missing', () => {
     const none = checkRunnerRules(input({ runner_id: 'p', backend: 'proxmox' }));
     assert.ok(none && none.rule === 'proxmox_missing_fields');
     assert.equal(
@@ -63,15 +63,15 @@ void describe('runner rules (scenarios 72-74)', () => {
     assert.equal(checkRunnerRules(input(proxmox)), null);
   });
 
-  void it("success_action 'cleanup' needs a cleanup_cmd", () => {
+  it("success_action 'cleanup' needs a cleanup_cmd", () => {
     const v = checkRunnerRules(input({ runner_id: 'b', backend: 'bare_metal', reset_cmd: 'r', success_action: 'cleanup' }));
     assert.deepEqual(v, { rule: 'cleanup_without_cleanup_cmd' });
     assert.equal(apiRuleMessage(v!), "success_action 'cleanup' requires 'cleanup_cmd'.");
   });
 });
 
-void describe('runner defaults', () => {
-  void it('reset_mode: proxmox always reboots (with a warning when told otherwise); bare metal defaults to auto', () => {
+describe('runner defaults', () => {
+  it('reset_mode: proxmox always reboots (with a warning when told otherwise); bare metal defaults to auto', () => {
     const pve = input({ ...proxmox, reset_mode: 'in_place' });
     assert.equal(toRunnerConfig(pve).options.resetMode, 'reboot');
     assert.ok(runnerWarnings(pve).some((w) => w.includes("reset_mode 'in_place' does not apply to proxmox runners")));
@@ -79,14 +79,14 @@ void describe('runner defaults', () => {
     assert.equal(toRunnerConfig(input({ runner_id: 'b', backend: 'bare_metal', reset_cmd: 'r', reset_mode: 'in_place' })).options.resetMode, 'in_place');
   });
 
-  void it('success_action: cleanup when cleanup_cmd is set, else reset; an explicit value wins', () => {
+  it('success_action: cleanup when cleanup_cmd is set, else reset; an explicit value wins', () => {
     const base = { runner_id: 'b', backend: 'bare_metal', reset_cmd: 'r' };
     assert.equal(toRunnerConfig(input(base)).options.successAction, 'reset');
     assert.equal(toRunnerConfig(input({ ...base, cleanup_cmd: 'c' })).options.successAction, 'cleanup');
     assert.equal(toRunnerConfig(input({ ...base, cleanup_cmd: 'c', success_action: 'reset' })).options.successAction, 'reset');
   });
 
-  void it('Proxmox TLS and snapshot options default to verify on, no vmstate', () => {
+  it('Proxmox TLS and snapshot options default to verify on, no vmstate', () => {
     const o = toRunnerConfig(input(proxmox)).options;
     assert.equal(o.proxmoxVerifyTls, true);
     assert.equal(o.snapshotVmstate, false);
@@ -108,7 +108,7 @@ void describe('runner defaults', () => {
     );
   });
 
-  void it('options read back from a row fall back to the defaults when absent or invalid', () => {
+  it('options read back from a row fall back to the defaults when absent or invalid', () => {
     assert.deepEqual(parseRunnerOptions({}, 'bare_metal', null), {
       resetMode: 'auto',
       successAction: 'reset',
@@ -127,8 +127,8 @@ void describe('runner defaults', () => {
   });
 });
 
-void describe('request schema and FastAPI-style details', () => {
-  void it('runner_id: required, 1-255, pattern ^[\\w.\\-]+$ with Unicode letters (scenario 64)', () => {
+describe('request schema and FastAPI-style details', () => {
+  it('runner_id: required, 1-255, pattern ^[\\w.\\-]+$ with Unicode letters (scenario 64)', () => {
     for (const ok of ['runner-01', 'a.b_c', 'länder-1', 'x'.repeat(255)]) assert.ok(runnerInputSchema.safeParse({ runner_id: ok, backend: 'b' }).success, ok);
     const cases: Array<[unknown, string, string]> = [
       [undefined, 'missing', 'Field required'],
@@ -149,7 +149,7 @@ void describe('request schema and FastAPI-style details', () => {
     }
   });
 
-  void it('type errors carry pydantic types and messages', () => {
+  it('type errors carry pydantic types and messages', () => {
     const body = { runner_id: 'r', backend: 'bare_metal', proxmox_vmid: 1.5, gitlab_runner_id: 'x', tags: 'e2e', reset_cmd: true, snapshot_vmstate: 'maybe' };
     const parsed = runnerInputSchema.safeParse(body);
     assert.ok(!parsed.success);
@@ -166,7 +166,7 @@ void describe('request schema and FastAPI-style details', () => {
     );
   });
 
-  void it('a body that is not an object is model_attributes_type at loc [body]', () => {
+  it('a body that is not an object is model_attributes_type at loc [body]', () => {
     const parsed = runnerInputSchema.safeParse([1]);
     assert.ok(!parsed.success);
     assert.deepEqual(toValidationDetail(parsed.error, [1], 'body')[0], {
@@ -177,13 +177,13 @@ void describe('request schema and FastAPI-style details', () => {
     });
   });
 
-  void it('digit strings are accepted for integers, like pydantic lax mode', () => {
+  it('digit strings are accepted for integers, like pydantic lax mode', () => {
     const parsed = runnerInputSchema.parse({ ...proxmox, proxmox_vmid: '101', gitlab_runner_id: '42' });
     assert.equal(parsed.proxmox_vmid, 101);
     assert.equal(parsed.gitlab_runner_id, 42);
   });
 
-  void it('rejects a malformed fingerprint and a gitlab_url that is not http(s)', () => {
+  it('rejects a malformed fingerprint and a gitlab_url that is not http(s)', () => {
     const parsed = runnerInputSchema.safeParse({ ...proxmox, proxmox_fingerprint: 'abc', gitlab_url: 'ftp://x' });
     assert.ok(!parsed.success);
     const detail = toValidationDetail(parsed.error, {}, 'body');

@@ -5,34 +5,33 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { watchInventory, type InventoryWatcher } from '../../src/inventory/watch.js';
-import { createLogger } from '../../src/logger.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 const runnerYaml = `runners:\n  - {runner_id: r1, backend: bare_metal, token: token-of-r1-0123456789abcdef, reset_cmd: reset.sh, readiness_cmd: ok, gitlab_runner_id: 1}\n`;
 const MISSING = 'inventory file is missing; keeping the last good registry';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-void describe('inventory watcher, missing file', () => {
+describe('inventory watcher, missing file', () => {
   let dir: string;
   let file: string;
   let watcher: InventoryWatcher;
-  const lines: Array<Record<string, unknown>> = [];
-  const missingWarnings = () => lines.filter((l) => l.msg === MISSING && l.level === 40).length;
+  const { logger, records: lines } = captureLogs();
+  const missingWarnings = () => lines().filter((l) => l.msg === MISSING && l.level === 40).length;
 
-  before(async () => {
+  beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'e2epool-watch-missing-'));
     file = path.join(dir, 'inventory.yml');
-    const logger = createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
     watcher = watchInventory(file, () => undefined, { debounceMs: 10, logger });
   });
 
-  after(async () => {
+  afterAll(async () => {
     watcher.close();
     await rm(dir, { recursive: true, force: true });
   });
 
-  void it('warns once however many changes its folder sees', async () => {
+  it('warns once however many changes its folder sees', async () => {
     await watcher.reload();
     // A log file in the same folder, written to again and again (serve > serve.log).
     const log = path.join(dir, 'serve.log');
@@ -42,13 +41,13 @@ void describe('inventory watcher, missing file', () => {
     }
     await watcher.reload();
     await sleep(100);
-    assert.equal(missingWarnings(), 1, JSON.stringify(lines.map((l) => l.msg)));
+    assert.equal(missingWarnings(), 1, JSON.stringify(lines().map((l) => l.msg)));
   });
 
-  void it('says when the file is back, and warns again when it goes missing again', async () => {
+  it('says when the file is back, and warns again when it goes missing again', async () => {
     await writeFile(file, runnerYaml);
     await watcher.reload();
-    assert.ok(lines.some((l) => l.msg === 'inventory file is back' && l.level === 30));
+    assert.ok(lines().some((l) => l.msg === 'inventory file is back' && l.level === 30));
     await rm(file);
     await watcher.reload();
     await appendFile(path.join(dir, 'serve.log'), 'more\n');

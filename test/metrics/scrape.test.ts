@@ -1,7 +1,7 @@
 // GET /metrics on PGlite: gauges from the read model, histograms and counters fed once per ended
 // checkpoint (no double count across scrapes, even concurrent ones), closed label sets only.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { createMetricsRouter } from '../../src/metrics/metrics.js';
 import { createInstanceMetrics } from '../../src/metrics/instance-metrics.js';
@@ -10,7 +10,7 @@ import { VERSION } from '../../src/services/health.js';
 import { raiseAlert, resolveAlert } from '../../src/store/alert-store.js';
 import { writeOrphanAudit } from '../../src/store/settings-store.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
-import { at, insertCheckpoint, insertRunner, insertSessions, serve, type TestServer } from './observability-fixtures.js';
+import { at, insertCheckpoint, insertRunner, insertSessions, serve, type TestServer } from '../helpers/observability-fixtures.js';
 
 /** `name{a="x",b="y"}` → value, labels sorted as prom-client writes them. */
 function parse(text: string): Map<string, number> {
@@ -38,7 +38,7 @@ async function scrape(url = server.base): Promise<{ text: string; m: Map<string,
   return { text, m: parse(text) };
 }
 
-before(async () => {
+beforeAll(async () => {
   database = await createPgliteDatabase();
   const db = database.db;
   for (const r of ['runner-alpha', 'runner-bravo', 'runner-charlie']) await insertRunner(db, r);
@@ -59,12 +59,12 @@ before(async () => {
   names.push(await insertCheckpoint(db, { runnerId: 'runner-alpha', state: 'deleted', createdAt: new Date(Date.now() - 7200_000), createdDoneAt: new Date(Date.now() - 7199_000), endedAt: new Date(Date.now() - 7100_000), finalizeStatus: 'success', finalizeSource: 'hook' }));
   server = await serve(createMetricsRouter({ db, countSince, settleSeconds: 0, processMetrics: false, cacheMs: 0 }));
 });
-after(async () => {
+afterAll(async () => {
   await server?.close();
   if (!databaseDropped) await database?.drop();
 });
 
-void describe('/metrics', { timeout: 60_000 }, () => {
+describe('/metrics', { timeout: 60_000 }, () => {
   it('gauges read from the database', async () => {
     const { m } = await scrape();
     // One state per runner: bravo needs attention (and is offline), delta is drained (and online),

@@ -1,11 +1,11 @@
 // The per-runner create token bucket and the timings the API hands to every checkpoint workflow.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { checkpointTimingsFromConfig, FIXED_TIMINGS } from '../../src/services/checkpoint-timings.js';
 import { CreateRateLimiter } from '../../src/services/create-rate-limit.js';
 
-void describe('CreateRateLimiter', () => {
+describe('CreateRateLimiter', () => {
   it('allows the burst, refuses the next, refills at the rate, and keeps runners apart', () => {
     let now = 0;
     const limiter = new CreateRateLimiter({ burst: 3, perMinute: 6 }, () => now);
@@ -26,7 +26,7 @@ void describe('CreateRateLimiter', () => {
   });
 });
 
-void describe('checkpointTimingsFromConfig', () => {
+describe('checkpointTimingsFromConfig', () => {
   it('takes every timing that has a setting from config and the rest from the fixed table', () => {
     const config = loadConfig({}, { CHECKPOINT_TTL_SECONDS: 111, FINALIZE_COOLDOWN_SECONDS: 7, POLLER_ENABLED: 'false', AGENT_ROUTE_ATTEMPTS: 3, READINESS_STABLE_SECONDS: 0 });
     const t = checkpointTimingsFromConfig(config);

@@ -1,5 +1,5 @@
 // The GitLab simulator's admin HTTP API (/_sim) and its command line entry.
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
@@ -14,12 +14,12 @@ const TOKEN = 'glpat-admin-test';
 let sim: GitlabSimulator;
 let client: GitlabClient;
 
-before(async () => {
+beforeAll(async () => {
   sim = await startGitlabSimulator({ tokens: [TOKEN] });
   client = new GitlabClient({ baseUrl: sim.url, token: TOKEN, timeoutMs: 500 });
 });
 
-after(async () => {
+afterAll(async () => {
   await sim.stop();
 });
 

@@ -1,17 +1,14 @@
 // The simulated gitlab-runner loop: picks up jobs only when unpaused, one at a time, and keeps
 // the runner online.
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GitlabClient } from '../../src/integrations/gitlab/client.js';
 import { DEFAULT_SIM_TOKEN, startGitlabSimulator, startSimRunnerLoop, type SimJob, type SimJobResult } from '../../sim/gitlab/index.js';
+import { eventually } from '../helpers/eventually.js';
 
-const waitFor = async (what: string, check: () => boolean, timeoutMs = 3000) => {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
+/** Polls as the loops do: often, for up to 3 s. */
+const polling = { timeoutMs: 3000, intervalMs: 5 };
 
 test('the runner loop runs pending jobs one at a time, and a pause over the REST API stops pickups', async () => {
   const sim = await startGitlabSimulator({ seed: { projects: [{ id: 1 }], runners: [{ id: 7 }] } });
@@ -36,23 +33,23 @@ test('the runner loop runs pending jobs one at a time, and a pause over the REST
     const a = sim.api.createJob({ projectId: 1 });
     const b = sim.api.createJob({ projectId: 1 });
     results[b.id] = 'failed';
-    await waitFor('job a to start', () => started.length === 1);
+    await eventually('job a to start', () => started.length === 1, polling);
     assert.equal(loop.current?.id, a.id);
     assert.equal((await client.getRunner(7)).online, true, 'polling keeps the runner online');
     assert.deepEqual((await client.listRunnerJobs(7, 'running')).map((j) => j.id), [a.id]);
-    await new Promise((r) => setTimeout(r, 40));
+    await sleep(40);
     assert.equal(started.length, 1, 'concurrent = 1: b waits while a runs');
 
     await client.setRunnerPaused(7, true);
     release!();
-    await waitFor('job a to finish', () => sim.api.getJob(a.id).status === 'success');
-    await new Promise((r) => setTimeout(r, 60));
+    await eventually('job a to finish', () => sim.api.getJob(a.id).status === 'success', polling);
+    await sleep(60);
     assert.equal(sim.api.getJob(b.id).status, 'pending', 'a paused runner picks up nothing');
 
     await client.setRunnerPaused(7, false);
-    await waitFor('job b to start', () => started.length === 2);
+    await eventually('job b to start', () => started.length === 2, polling);
     release!();
-    await waitFor('job b to fail', () => sim.api.getJob(b.id).status === 'failed');
+    await eventually('job b to fail', () => sim.api.getJob(b.id).status === 'failed', polling);
     assert.equal(sim.api.getJob(b.id).failureReason, 'script_failure');
     assert.equal(maxConcurrent, 1);
   } finally {
@@ -79,13 +76,13 @@ test('a throwing job fails with runner_system_failure, and an externally cancele
   });
   try {
     const broken = sim.api.createJob({ projectId: 1 });
-    await waitFor('the broken job to fail', () => sim.api.getJob(broken.id).status === 'failed');
+    await eventually('the broken job to fail', () => sim.api.getJob(broken.id).status === 'failed', polling);
     assert.equal(sim.api.getJob(broken.id).failureReason, 'runner_system_failure');
     assert.equal(errors.length, 1);
     cancelNext = true;
     const canceled = sim.api.createJob({ projectId: 1 });
-    await waitFor('the job to be picked up', () => sim.api.getJob(canceled.id).status !== 'pending');
-    await new Promise((r) => setTimeout(r, 30));
+    await eventually('the job to be picked up', () => sim.api.getJob(canceled.id).status !== 'pending', polling);
+    await sleep(30);
     assert.equal(sim.api.getJob(canceled.id).status, 'canceled');
   } finally {
     await loop.stop();

@@ -1,5 +1,5 @@
 // The GitLab simulator's job lifecycle and its "Job Hook" deliveries to a real HTTP receiver.
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -45,12 +45,12 @@ const SECRET = 'webhook-secret-value';
 let receiver: Receiver;
 const sims: GitlabSimulator[] = [];
 
-before(async () => {
+beforeAll(async () => {
   receiver = new Receiver();
   await receiver.start();
 });
 
-after(async () => {
+afterAll(async () => {
   for (const sim of sims) await sim.stop();
   await receiver.stop();
 });

@@ -1,6 +1,6 @@
 // The Proxmox simulator's own behaviour: snapshot states and locks while tasks run, rollback rules,
 // profiles, the /_sim admin API, call records and the `e2epool sim proxmox` command.
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -30,7 +30,7 @@ async function admin(method: string, path: string, body?: unknown): Promise<{ st
   return { status: res.status, statusText: res.statusText, json: await res.json() };
 }
 
-before(async () => {
+beforeAll(async () => {
   sim = await startProxmoxSimulator({
     tokens: [{ tokenId: TOKEN_ID, secret: SECRET }, { tokenId: 'other@pve!t', secret: 'other-secret', vms: [102], privileges: ['VM.Audit', 'VM.PowerMgmt'] }],
     durations: { qmsnapshot: 60, qmdelsnapshot: 60, qmrollback: 60, qmstop: 10, qmstart: 10 },
@@ -43,7 +43,7 @@ before(async () => {
   pve = new ProxmoxClient({ baseUrl: sim.url, tokenId: TOKEN_ID, tokenSecret: SECRET, timeoutMs: 1000 });
 });
 
-after(() => sim.stop());
+afterAll(() => sim.stop());
 beforeEach(() => sim.reset());
 
 describe('snapshots, locks and the current entry', () => {

@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { sql } from 'drizzle-orm';
 import { databaseKinds, type TestDatabase } from '../helpers/databases.js';
@@ -22,13 +22,13 @@ async function state(db: TestDatabase, name: string) {
 for (const { kind, create } of databaseKinds) {
   describe(`checkpoint store on ${kind}`, () => {
     let db: TestDatabase;
-    before(async () => {
+    beforeAll(async () => {
       db = await create();
       await addRunner(db, 'r1', { gitlab_runner_id: 42 });
       await addRunner(db, 'r2', { drained: true });
       await addRunner(db, 'r3', { cleanup_cmd: 'true', options: { resetMode: 'in_place' } });
     });
-    after(async () => db?.drop());
+    afterAll(async () => db?.drop());
 
     it('claims a runner once: a second checkpoint conflicts, a retry of the first is ok', async () => {
       assert.deepEqual((await claimRunner(db.db, claim('job-1-1-aaaaaaaa'))).ok, true);

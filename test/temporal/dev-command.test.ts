@@ -5,13 +5,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { connectTemporal } from '../../temporal/client.js';
 import { findFreePort } from '../../temporal/free-port.js';
 import { isProcessGroupAlive } from '../../temporal/process-group.js';
 import { listMissingSearchAttributes } from '../../temporal/search-attributes-admin.js';
 import { repoRoot } from '../../temporal/tool-paths.js';
-import { childrenOf, eventually, processesInGroup } from '../helpers/process-table.js';
+import { eventually } from '../helpers/eventually.js';
+import { childrenOf, processesInGroup } from '../helpers/process-table.js';
 import { requireTemporalBinaries } from '../helpers/temporal.js';
 
 interface RunningCommand {
@@ -44,8 +45,12 @@ interface Started extends RunningCommand {
 async function startCommand(dbFile: string, extra: string[] = []): Promise<Started> {
   const [port, uiPort] = [await findFreePort(), await findFreePort()];
   const run = runCli(['temporal-dev', '--db-file', dbFile, '--port', String(port), '--ui-port', String(uiPort), ...extra]);
-  const ready = await eventually(() => run.output().includes('Press Ctrl-C to stop.') || run.child.exitCode !== null, 60_000, 100);
-  assert.ok(ready && run.child.exitCode === null, `temporal-dev did not come up:\n${run.output()}`);
+  await eventually(
+    () => `temporal-dev to come up:\n${run.output()}`,
+    () => run.output().includes('Press Ctrl-C to stop.') || run.child.exitCode !== null,
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
+  assert.ok(run.child.exitCode === null, `temporal-dev did not come up:\n${run.output()}`);
   const address = /Frontend:\s+(\S+)/.exec(run.output())?.[1];
   const uiUrl = /Web UI:\s+(\S+)/.exec(run.output())?.[1];
   assert.equal(address, `127.0.0.1:${port}`);
@@ -64,20 +69,20 @@ async function stopCommand(run: Started, signal: NodeJS.Signals): Promise<void> 
   assert.deepEqual(processesInGroup(run.serverPid), []);
 }
 
-void describe('e2epool temporal-dev', { concurrency: true }, () => {
+describe('e2epool temporal-dev', { concurrent: true }, () => {
   let dir: string;
   const running: RunningCommand[] = [];
 
-  before(() => {
+  beforeAll(() => {
     requireTemporalBinaries(['cli']);
     dir = mkdtempSync(path.join(tmpdir(), 'e2epool-temporal-dev-'));
   });
-  after(() => {
+  afterAll(() => {
     for (const run of running) if (run.child.exitCode === null) run.child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   });
 
-  void test('serves the frontend and Web UI with our search attributes, keeps state in the SQLite file, stops cleanly', async () => {
+  test('serves the frontend and Web UI with our search attributes, keeps state in the SQLite file, stops cleanly', async () => {
     const dbFile = path.join(dir, 'state', 'temporal.sqlite');
     const first = await startCommand(dbFile);
     running.push(first);
@@ -115,7 +120,7 @@ void describe('e2epool temporal-dev', { concurrency: true }, () => {
     await stopCommand(second, 'SIGINT');
   });
 
-  void test('--fresh starts from an empty database', async () => {
+  test('--fresh starts from an empty database', async () => {
     const dbFile = path.join(dir, 'fresh.sqlite');
     const first = await startCommand(dbFile);
     running.push(first);
@@ -127,7 +132,7 @@ void describe('e2epool temporal-dev', { concurrency: true }, () => {
     await stopCommand(fresh, 'SIGTERM');
   });
 
-  void test('rejects a bad port before starting anything', async () => {
+  test('rejects a bad port before starting anything', async () => {
     const run = runCli(['temporal-dev', '--port', '70000']);
     const { code } = await run.exited;
     assert.notEqual(code, 0);

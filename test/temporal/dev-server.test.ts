@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkflowExecutionInfo } from '@temporalio/client';
 import { createSelfCheckActivities } from '../../activities/self-check.js';
@@ -24,36 +24,37 @@ import {
 } from '../../temporal/search-attributes.js';
 import { repoRoot } from '../../temporal/tool-paths.js';
 import { selfCheckWorkflow } from '../../workflows/index.js';
-import { eventually, processesInGroup } from '../helpers/process-table.js';
+import { eventually } from '../helpers/eventually.js';
+import { processesInGroup } from '../helpers/process-table.js';
 import { bundleWorkflowsOnce, quietTemporalRuntime, requireTemporalBinaries, startDevServerEnv } from '../helpers/temporal.js';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const namespace = 'e2epool-it';
 
-void describe('temporal dev server launcher', () => {
+describe('temporal dev server launcher', () => {
   let server: TemporalDevServer;
   let temporal: TemporalClients;
   let bundle: WorkflowBundleWithSourceMap;
 
-  before(async () => {
+  beforeAll(async () => {
     requireTemporalBinaries(['cli']);
     quietTemporalRuntime();
     [server, bundle] = await Promise.all([startTemporalDevServer({ logger: silent, namespace, ui: false }), bundleWorkflowsOnce()]);
     temporal = await connectTemporal({ TEMPORAL_ADDRESS: server.address, TEMPORAL_NAMESPACE: namespace });
   });
-  after(async () => {
+  afterAll(async () => {
     await temporal?.connection.close();
     await server?.stop();
   });
 
-  void test('registers our search attributes in its namespace at start', async () => {
+  test('registers our search attributes in its namespace at start', async () => {
     assert.deepEqual(server.registeredSearchAttributes, e2epoolSearchAttributes.map((a) => a.name));
     assert.deepEqual(await listMissingSearchAttributes(temporal.connection, namespace), []);
     assert.match(server.address, /^127\.0\.0\.1:\d+$/);
     assert.equal(server.uiUrl, undefined);
   });
 
-  void test('round trip through a worker; the run is listed by a query on our search attributes', async () => {
+  test('round trip through a worker; the run is listed by a query on our search attributes', async () => {
     const taskQueue = `self-check-${randomUUID()}`;
     const workflowId = `self-check-${randomUUID()}`;
     const runnerId = `runner-${randomUUID().slice(0, 8)}`;
@@ -81,12 +82,15 @@ void describe('temporal dev server launcher', () => {
 
     const query = `RunnerId = '${runnerId}' AND JobId = '1234' AND CheckpointState = 'creating' AND Backend = 'proxmox' AND NeedsAttention = false`;
     let found: WorkflowExecutionInfo[] = [];
-    const listed = await eventually(async () => {
-      found = [];
-      for await (const info of temporal.client.workflow.list({ query })) found.push(info);
-      return found.length > 0;
-    }, 10_000, 200);
-    assert.ok(listed, `no workflow matched ${query}`);
+    await eventually(
+      `a workflow matching ${query}`,
+      async () => {
+        found = [];
+        for await (const info of temporal.client.workflow.list({ query })) found.push(info);
+        return found.length > 0;
+      },
+      { timeoutMs: 10_000, intervalMs: 200 },
+    );
     assert.equal(found.length, 1);
     assert.equal(found[0]!.workflowId, workflowId);
     assert.equal(found[0]!.status.name, 'COMPLETED');
@@ -98,7 +102,7 @@ void describe('temporal dev server launcher', () => {
     assert.equal(others, 0);
   });
 
-  void test('the server accepts update-with-start', async () => {
+  test('the server accepts update-with-start', async () => {
     const capabilities = await assertServerCapabilities(temporal.connection, namespace);
     assert.equal(capabilities.updateWithStart, true);
     assert.match(capabilities.serverVersion, /^\d+\.\d+\.\d+/);
@@ -109,7 +113,7 @@ void describe('temporal dev server launcher', () => {
     });
   });
 
-  void test('a namespace without our search attributes is refused with the commands that fix it, then registered idempotently', async () => {
+  test('a namespace without our search attributes is refused with the commands that fix it, then registered idempotently', async () => {
     // The dev server always creates 'default' too; the launcher registered ours only in `namespace`.
     await assert.rejects(assertSearchAttributes(temporal.connection, 'default', { register: false }), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'not_configured');
@@ -126,7 +130,7 @@ void describe('temporal dev server launcher', () => {
     assert.deepEqual(await assertSearchAttributes(temporal.connection, 'default', { register: false }), { registered: [] });
   });
 
-  void test('stop() ends the whole process group', async () => {
+  test('stop() ends the whole process group', async () => {
     const { pgid } = server;
     assert.ok(processesInGroup(pgid).some((p) => p.command.includes('start-dev')), 'the server runs in its own group');
     await temporal.connection.close();
@@ -137,8 +141,8 @@ void describe('temporal dev server launcher', () => {
   });
 });
 
-void describe('startDevServerEnv (TestWorkflowEnvironment.createLocal on the project CLI)', () => {
-  void test('comes up with our search attributes and update-with-start', async () => {
+describe('startDevServerEnv (TestWorkflowEnvironment.createLocal on the project CLI)', () => {
+  test('comes up with our search attributes and update-with-start', async () => {
     const env = await startDevServerEnv();
     try {
       assert.match(env.address, /^127\.0\.0\.1:\d+$/);
@@ -178,9 +182,9 @@ async function serverOfDyingProcess(how: DeathMode): Promise<{ pgid: number; exi
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<{ exitCode: number | null }>((resolve) => child.once('exit', (exitCode) => resolve({ exitCode })));
-  const started = await eventually(() => stdout.includes('\n') || child.exitCode !== null, 30_000);
+  await eventually(() => `the child to report its server: ${stdout}${stderr}`, () => stdout.includes('\n') || child.exitCode !== null, 30_000);
   const line = stdout.split('\n')[0] ?? '';
-  assert.ok(started && line.startsWith('{'), `child did not report its server: ${stdout}${stderr}`);
+  assert.ok(line.startsWith('{'), `child did not report its server: ${stdout}${stderr}`);
   const { pgid } = JSON.parse(line) as { pgid: number };
   assert.ok(isProcessGroupAlive(pgid));
   if (how !== 'uncaught-exception') child.kill('SIGTERM');
@@ -188,20 +192,20 @@ async function serverOfDyingProcess(how: DeathMode): Promise<{ pgid: number; exi
   return { pgid, exitCode, output: stdout + stderr };
 }
 
-void describe('the dev server dies with the process that started it', { concurrency: true }, () => {
-  void test('on an uncaught exception', async () => {
+describe('the dev server dies with the process that started it', { concurrent: true }, () => {
+  test('on an uncaught exception', async () => {
     const { pgid, exitCode } = await serverOfDyingProcess('uncaught-exception');
     assert.equal(exitCode, 1);
-    assert.ok(await eventually(() => !isProcessGroupAlive(pgid), 10_000), `group ${pgid} still alive: ${JSON.stringify(processesInGroup(pgid))}`);
+    await eventually(() => `group ${pgid} to exit; still alive: ${JSON.stringify(processesInGroup(pgid))}`, () => !isProcessGroupAlive(pgid), 10_000);
   });
 
-  void test('on SIGTERM (exit code 143, as without a handler)', async () => {
+  test('on SIGTERM (exit code 143, as without a handler)', async () => {
     const { pgid, exitCode } = await serverOfDyingProcess('sigterm');
     assert.equal(exitCode, 143);
-    assert.ok(await eventually(() => !isProcessGroupAlive(pgid), 10_000), `group ${pgid} still alive: ${JSON.stringify(processesInGroup(pgid))}`);
+    await eventually(() => `group ${pgid} to exit; still alive: ${JSON.stringify(processesInGroup(pgid))}`, () => !isProcessGroupAlive(pgid), 10_000);
   });
 
-  void test("on SIGTERM the process's own handler still runs its orderly stop (a once listener included)", async () => {
+  test("on SIGTERM the process's own handler still runs its orderly stop (a once listener included)", async () => {
     const { pgid, exitCode, output } = await serverOfDyingProcess('sigterm-with-own-once-handler');
     assert.equal(exitCode, 0, output);
     assert.match(output, /graceful stop done/);

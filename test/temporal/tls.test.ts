@@ -1,7 +1,7 @@
 // Both Temporal connections speak TLS (and mTLS) when configured. A frontend that requires a client
 // certificate — here the dev server behind a TLS proxy that demands one, as a secured Temporal
 // deployment does — accepts the controller's connection with the settings and refuses it without.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,7 +33,7 @@ describe('Temporal over TLS', () => {
   let proxy: tls.Server;
   let address: string;
 
-  before(async () => {
+  beforeAll(async () => {
     makeCertificates();
     env = await startDevServerEnv();
     const [host, port] = (env as unknown as { address: string }).address.split(':');
@@ -53,7 +53,7 @@ describe('Temporal over TLS', () => {
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     address = `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
   });
-  after(async () => {
+  afterAll(async () => {
     await new Promise<void>((resolve) => proxy?.close(() => resolve()));
     await env?.teardown();
     rmSync(dir, { recursive: true, force: true });

@@ -1,14 +1,14 @@
 // Where the Temporal binaries are looked for, and the error when one is missing.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { afterEach, describe, test } from 'node:test';
+import { afterEach, describe, test } from 'vitest';
 import { E2epoolError } from '../../src/domain/errors.js';
 import { repoRoot, requireTemporalTool, temporalToolPath } from '../../temporal/tool-paths.js';
 import { requireTemporalBinaries } from '../helpers/temporal.js';
 
 const saved = { ...process.env };
 
-void describe('temporal tool paths', () => {
+describe('temporal tool paths', () => {
   afterEach(() => {
     for (const key of ['E2EPOOL_TEMPORAL_CLI', 'E2EPOOL_TEMPORAL_TEST_SERVER', 'CI']) {
       if (saved[key] === undefined) delete process.env[key];
@@ -16,17 +16,17 @@ void describe('temporal tool paths', () => {
     }
   });
 
-  void test('default to the project virtualenv', () => {
+  test('default to the project virtualenv', () => {
     assert.equal(temporalToolPath('cli', {}), path.join(repoRoot, '.tools/venv/bin/temporal'));
     assert.equal(temporalToolPath('test-server', {}), path.join(repoRoot, '.tools/venv/bin/temporal-test-server'));
   });
 
-  void test('an env override wins, relative to the repository root', () => {
+  test('an env override wins, relative to the repository root', () => {
     assert.equal(requireTemporalTool('cli', { E2EPOOL_TEMPORAL_CLI: process.execPath }), process.execPath);
     assert.equal(temporalToolPath('test-server', { E2EPOOL_TEMPORAL_TEST_SERVER: 'bin/x' }), path.join(repoRoot, 'bin/x'));
   });
 
-  void test('a missing binary is an error naming the path, the override and the install command', () => {
+  test('a missing binary is an error naming the path, the override and the install command', () => {
     assert.throws(
       () => requireTemporalTool('test-server', { E2EPOOL_TEMPORAL_TEST_SERVER: '/nonexistent/temporal-test-server' }),
       (err: unknown) => {
@@ -40,7 +40,7 @@ void describe('temporal tool paths', () => {
     );
   });
 
-  void test('test helpers fail (never skip) without a binary, with or without CI=true', () => {
+  test('test helpers fail (never skip) without a binary, with or without CI=true', () => {
     process.env.E2EPOOL_TEMPORAL_CLI = '/nonexistent/temporal';
     for (const ci of ['true', undefined]) {
       if (ci) process.env.CI = ci;

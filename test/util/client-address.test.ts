@@ -1,6 +1,6 @@
 // The client address through trusted proxies (E2EPOOL_TRUSTED_PROXIES): only a trusted socket's
 // X-Forwarded-For is read, right to left; a garbled chain falls back to the socket.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { clientAddressResolver, trustedProxyList } from '../../src/util/client-address.js';

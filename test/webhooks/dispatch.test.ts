@@ -1,6 +1,6 @@
 // Webhooks end to end: the GitLab simulator POSTs real Job Hooks to our router over HTTP, the inbox
 // lives in PGlite, and the dispatcher signals real checkpoint workflows on a Temporal dev server.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { sql } from 'drizzle-orm';
@@ -14,12 +14,9 @@ import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js
 import {
   GITHUB_SECRET,
   GITLAB_SECRET,
-  LogCapture,
   StandInWorld,
   checkpointRow,
   createCheckpoint,
-  createLogger,
-  eventually,
   inboxRowsForJob,
   query,
   registerRunner,
@@ -28,7 +25,9 @@ import {
   startWorkers,
   type RunningWorkers,
   type WebhookApp,
-} from './webhooks-harness.js';
+} from '../helpers/webhooks-harness.js';
+import { eventually } from '../helpers/eventually.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 let env: TestWorkflowEnvironment;
 let database: TestDatabase;
@@ -36,8 +35,8 @@ let sim: GitlabSimulator;
 let app: WebhookApp;
 let workers: RunningWorkers;
 const world = new StandInWorld();
-const logs = new LogCapture();
-const logger = createLogger({ level: 'debug', destination: logs });
+const logs = captureLogs();
+const { logger } = logs;
 /** The dispatcher the router wakes; tests swap it to play Temporal going away and coming back. */
 let active: WebhookDispatcher | null = null;
 let nextGitlabRunnerId = 100;
@@ -83,7 +82,7 @@ async function stateOf(name: string, states: string[]) {
   });
 }
 
-before(async () => {
+beforeAll(async () => {
   [env, database] = await Promise.all([startDevServerEnv(), createPgliteDatabase()]);
   const bundle = await bundleWorkflowsOnce();
   workers = await startWorkers(env.nativeConnection, bundle, world, database.db, logger);
@@ -95,7 +94,7 @@ before(async () => {
   await swapDispatcher(goodDispatcher());
 });
 
-after(async () => {
+afterAll(async () => {
   await active?.stop();
   await sim?.stop();
   await app?.close();
@@ -174,7 +173,7 @@ describe('webhook → inbox → finalize signal', { timeout: 120_000 }, () => {
     assert.equal(row!.outcome, 'runner_mismatch');
     assert.equal(await signalCount(env.client, name), 0);
     assert.equal((await checkpointRow(database.db, name)).state, 'created');
-    assert.match(logs.text, new RegExp(`names GitLab runner ${gitlabRunnerId}, but checkpoint ${name}`));
+    assert.match(logs.text(), new RegExp(`names GitLab runner ${gitlabRunnerId}, but checkpoint ${name}`));
     await env.client.workflow.getHandle(name).signal('finalize', { status: 'success', source: 'hook' });
     await stateOf(name, ['deleted']);
   });
@@ -282,7 +281,7 @@ describe('webhook → inbox → finalize signal', { timeout: 120_000 }, () => {
       const [row] = await inboxRowsForJob(database.db, String(jobId));
       assert.equal(row!.outcome, 'gave_up');
       assert.equal(row!.processed_at, null);
-      assert.match(logs.text, /given up/);
+      assert.match(logs.text(), /given up/);
       assert.deepEqual(await giving.dispatchOnce(), [], 'a given-up row is not retried');
 
       assert.equal(await requeueWebhook(database.db, row!.event_id), true);

@@ -1,32 +1,20 @@
 // The webhook routes over real HTTP with a real PGlite inbox: authentication (fail closed), what is
 // stored and what is ignored, de-duplication by delivery id, body limits and a broken database.
-import { after, before, beforeEach, describe, it } from 'node:test';
+import { afterAll, beforeAll, beforeEach, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import express from 'express';
 import { sql } from 'drizzle-orm';
 import { createWebhooksRouter, type WebhooksRouterOptions } from '../../src/api/routes/webhooks.js';
-import { createLogger } from '../../src/logger.js';
 import { openDatabase } from '../../src/store/database.js';
 import { findFreePort } from '../../temporal/free-port.js';
 import { createPgliteDatabase, type TestDatabase } from '../helpers/databases.js';
+import { captureLogs } from '../helpers/log-capture.js';
 
 const GITLAB_SECRET = 'gl-hook-secret-4711';
 const GITHUB_SECRET = 'gh-hook-secret-0815';
-
-class LogCapture extends Writable {
-  lines: string[] = [];
-  override _write(chunk: Buffer, _enc: string, done: () => void) {
-    this.lines.push(chunk.toString('utf8'));
-    done();
-  }
-  get text() {
-    return this.lines.join('');
-  }
-}
 
 interface App {
   url: string;
@@ -35,13 +23,13 @@ interface App {
 }
 
 const servers: App[] = [];
-const logs = new LogCapture();
+const logs = captureLogs();
 let database: TestDatabase;
 
 async function startApp(config: WebhooksRouterOptions['config'], extra: Partial<WebhooksRouterOptions> = {}, db = database): Promise<App> {
   const app = express();
   const state = { stored: 0 };
-  app.use(createWebhooksRouter({ db: db.db, config, logger: createLogger({ level: 'debug', destination: logs }), onStored: () => state.stored++, ...extra }));
+  app.use(createWebhooksRouter({ db: db.db, config, logger: logs.logger, onStored: () => state.stored++, ...extra }));
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -78,10 +66,10 @@ async function inbox() {
 
 const sign = (raw: string, secret = GITHUB_SECRET) => `sha256=${createHmac('sha256', secret).update(raw).digest('hex')}`;
 
-before(async () => {
+beforeAll(async () => {
   database = await createPgliteDatabase();
 });
-after(async () => {
+afterAll(async () => {
   for (const s of servers) await s.close();
   await database?.drop();
 });
@@ -166,8 +154,8 @@ describe('POST /webhooks/gitlab', () => {
     }
     assert.deepEqual(await inbox(), []);
     assert.equal(app.stored, 0);
-    assert.match(logs.text, /job status running is not terminal/);
-    assert.match(logs.text, /body is not valid JSON/);
+    assert.match(logs.text(), /job status running is not terminal/);
+    assert.match(logs.text(), /body is not valid JSON/);
   });
 
   it('answers 413 for a body over the limit without storing it', async () => {
@@ -192,8 +180,8 @@ describe('POST /webhooks/gitlab', () => {
 
   it('never writes the secret or the presented token to the logs', () => {
     assert.ok(logs.lines.length > 0);
-    assert.ok(!logs.text.includes(GITLAB_SECRET));
-    assert.ok(!logs.text.includes(GITLAB_SECRET.slice(0, -1)));
+    assert.ok(!logs.text().includes(GITLAB_SECRET));
+    assert.ok(!logs.text().includes(GITLAB_SECRET.slice(0, -1)));
   });
 });
 
@@ -254,6 +242,6 @@ describe('POST /webhooks/github', () => {
       assert.deepEqual(res.body, { ok: true });
     }
     assert.deepEqual(await inbox(), []);
-    assert.ok(!logs.text.includes(GITHUB_SECRET));
+    assert.ok(!logs.text().includes(GITHUB_SECRET));
   });
 });

@@ -1,6 +1,6 @@
 // Two controller instances on one PostgreSQL: each with its own connection pool and dispatcher,
 // draining one inbox at the same time. Every event must be signaled exactly once.
-import { after, before, describe, it } from 'node:test';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { sql } from 'drizzle-orm';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -14,7 +14,6 @@ import {
   checkpointRow,
   createCheckpoint,
   createLogger,
-  eventually,
   query,
   registerRunner,
   signalCount,
@@ -22,7 +21,8 @@ import {
   startWorkers,
   type RunningWorkers,
   type WebhookApp,
-} from './webhooks-harness.js';
+} from '../helpers/webhooks-harness.js';
+import { eventually } from '../helpers/eventually.js';
 
 let env: TestWorkflowEnvironment;
 let database: TestDatabase;
@@ -31,14 +31,14 @@ let app: WebhookApp;
 let workers: RunningWorkers;
 const logger = createLogger({ level: 'silent' });
 
-before(async () => {
+beforeAll(async () => {
   [env, database] = await Promise.all([startDevServerEnv(), createPostgresDatabase('e2epool_webhooks')]);
   second = await openDatabase(database.url, { poolSize: 3 });
   workers = await startWorkers(env.nativeConnection, await bundleWorkflowsOnce(), new StandInWorld(), database.db, logger);
   app = await startWebhookApp(database.db, logger, () => undefined);
 });
 
-after(async () => {
+afterAll(async () => {
   await app?.close();
   await workers?.stop();
   await env?.teardown();

@@ -1,13 +1,13 @@
 // The create is decided in one place (workflow review, bugs 6 and 14). These play out in real time
 // (a slow database, a cancel mid-snapshot), so they run on the dev server, not the time-skipping one.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { WithStartWorkflowOperation, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { checkpointV2Workflow } from '../../workflows/checkpoint/workflow.js';
 import { checkpointQuery, createUpdate, finalizeSignal } from '../../workflows/messages.js';
-import { FakeWorld } from './fake-world.js';
-import { env, inputFor, newName, recordHistory, useCheckpointServer, withWorkers } from './checkpoint-harness.js';
+import { FakeWorld } from '../helpers/fake-world.js';
+import { env, inputFor, newName, recordHistory, useCheckpointServer, withWorkers } from '../helpers/checkpoint-harness.js';
 
 useCheckpointServer('dev');
 

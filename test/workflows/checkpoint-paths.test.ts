@@ -1,6 +1,6 @@
 // Every path of the checkpoint workflow on the real time-skipping test server, with in-memory
 // activities (the real ones are tested against simulators and databases elsewhere).
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -8,8 +8,8 @@ import { Worker } from '@temporalio/worker';
 import { checkpointV2Workflow } from '../../workflows/checkpoint/workflow.js';
 import { checkpointQuery, finalizeSignal, releaseSignal, retryResetSignal } from '../../workflows/messages.js';
 import { gatewayTaskQueue } from '../../activities/types.js';
-import { FakeWorld, GATEWAY_INSTANCE } from './fake-world.js';
-import { bundle, create, env, inputFor, newName, newTaskQueue, order, recordHistory, useCheckpointServer, waitForState, withWorkers } from './checkpoint-harness.js';
+import { FakeWorld, GATEWAY_INSTANCE } from '../helpers/fake-world.js';
+import { bundle, create, env, inputFor, newName, newTaskQueue, order, recordHistory, useCheckpointServer, waitForState, withWorkers } from '../helpers/checkpoint-harness.js';
 
 useCheckpointServer();
 

@@ -1,12 +1,12 @@
 // The scenarios of the workflow review (shared reviews, workflow-review.md), each as a test that
 // failed on the first release of the checkpoint workflow; they run against checkpointV2Workflow.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { checkpointQuery, finalizeSignal, releaseSignal, retryResetSignal } from '../../workflows/messages.js';
-import { FakeWorld } from './fake-world.js';
-import { create, env, inputFor, newName, recordHistory, useCheckpointServer, waitForState, withWorkers } from './checkpoint-harness.js';
+import { FakeWorld } from '../helpers/fake-world.js';
+import { create, env, inputFor, newName, recordHistory, useCheckpointServer, waitForState, withWorkers } from '../helpers/checkpoint-harness.js';
 
 useCheckpointServer();
 

@@ -1,14 +1,14 @@
 // Paths the second release of the checkpoint workflow (checkpointV2Workflow) takes on: a legacy
 // reset lost to an instance crash, the VM guard, orphan snapshots, agent pause and unpause, a
 // bounded history for an unpause that never works, and the cost of one reset lifecycle.
-import { describe, it } from 'node:test';
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { CHECKPOINT_V1_WORKFLOW_TYPE, createUpdate, finalizeSignal, releaseSignal } from '../../workflows/messages.js';
-import { FakeWorld } from './fake-world.js';
-import { create, env, inputFor, newName, recordHistory, useCheckpointServer, waitForState, withWorkers } from './checkpoint-harness.js';
+import { FakeWorld } from '../helpers/fake-world.js';
+import { create, env, inputFor, newName, recordHistory, useCheckpointServer, waitForState, withWorkers } from '../helpers/checkpoint-harness.js';
 
 useCheckpointServer();
 

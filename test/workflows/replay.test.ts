@@ -3,8 +3,8 @@
 // Top-level files and checkpoint-fixes-2026-12/ are histories of the first release (checkpointWorkflow,
 // kept registered for its open runs); v2/ holds those of checkpointV2Workflow.
 // Record a new path (missing files only) with:
-//   E2EPOOL_RECORD_HISTORIES=1 node scripts/run-tests.js test/workflows
-import { describe, it } from 'node:test';
+//   E2EPOOL_RECORD_HISTORIES=1 npx vitest run test/workflows
+import { describe, it } from 'vitest';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Worker } from '@temporalio/worker';
@@ -18,13 +18,13 @@ const files = (readdirSync(dir, { recursive: true }) as string[]).filter((f) => 
 describe('replay of recorded checkpoint histories', () => {
   it('has a recorded history for every path', () => {
     for (const path of ['success-cleanup', 'failure-cleanup-reset', 'success-reset-reset', 'cancel', 'ttl-job-finished', 'ttl-max-age-release', 'ttl-gitlab-error-extended', 'poller-finalize', 'duplicate-finalize', 'snapshot-failure', 'rejected', 'abandoned', 'reset-failure-retry', 'pause-failure-release', 'stale-session-retry', 'own-job-wait', 'worker-killed-mid-rollback', 'bare-metal-reboot']) {
-      assert.ok(files.includes(`${path}.json`), `missing test/replay/histories/${path}.json`);
+      assert.ok(files.includes(`${path}.json`), `missing test/workflows/histories/${path}.json`);
     }
   });
 
   it('has histories of today\'s code for the paths the review fixes changed', () => {
     for (const path of ['legacy-auto-reset-lost', 'current-reset-resent', 'double-retry', 'release-delete-fails', 'malformed-signals', 'bare-metal-reboot', 'reset-failure-retry', 'success-cleanup']) {
-      assert.ok(files.includes(`checkpoint-fixes-2026-12/${path}.json`), `missing test/replay/histories/checkpoint-fixes-2026-12/${path}.json`);
+      assert.ok(files.includes(`checkpoint-fixes-2026-12/${path}.json`), `missing test/workflows/histories/checkpoint-fixes-2026-12/${path}.json`);
     }
   });
 
@@ -36,7 +36,7 @@ describe('replay of recorded checkpoint histories', () => {
       'bare-metal-reboot', 'bare-metal-legacy-auto', 'legacy-auto-reset-lost', 'legacy-reboot-instance-lost', 'current-reset-resent', 'command-not-declared',
       'agent-pause-unpause', 'unpause-retry', 'double-retry', 'release-delete-fails', 'malformed-signals',
     ]) {
-      assert.ok(files.includes(`v2/${path}.json`), `missing test/replay/histories/v2/${path}.json`);
+      assert.ok(files.includes(`v2/${path}.json`), `missing test/workflows/histories/v2/${path}.json`);
     }
   });
 

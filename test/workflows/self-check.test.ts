@@ -1,7 +1,7 @@
 // Round trip on the time-skipping test server: client → workflow (bundled from workflows/index.ts,
 // whose `.js` import specifiers point at `.ts` files) → activity → result.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -13,14 +13,14 @@ import { BackendSearchAttribute, CheckpointStateSearchAttribute, JobIdSearchAttr
 import { selfCheckWorkflow } from '../../workflows/index.js';
 import { bundleWorkflowsOnce, startTimeSkippingEnv } from '../helpers/temporal.js';
 
-void describe('self-check workflow on the time-skipping server', () => {
+describe('self-check workflow on the time-skipping server', () => {
   let env: TestWorkflowEnvironment;
   let bundle: WorkflowBundleWithSourceMap;
 
-  before(async () => {
+  beforeAll(async () => {
     [env, bundle] = await Promise.all([startTimeSkippingEnv(), bundleWorkflowsOnce()]);
   });
-  after(async () => {
+  afterAll(async () => {
     await env?.teardown();
   });
 
@@ -30,13 +30,13 @@ void describe('self-check workflow on the time-skipping server', () => {
     return await worker.runUntil(body(taskQueue));
   }
 
-  void test('the bundle is built once per process and contains the workflow', async () => {
+  test('the bundle is built once per process and contains the workflow', async () => {
     assert.equal(await bundleWorkflowsOnce(), bundle);
     assert.match(bundle.code, /selfCheckWorkflow/);
     assert.match(bundle.code, /workflows\/self-check\.ts/, 'webpack resolved ./self-check.js to the .ts source');
   });
 
-  void test('the activity answers through the workflow, with our search attributes on the start', async () => {
+  test('the activity answers through the workflow, with our search attributes on the start', async () => {
     const workflowId = `self-check-${randomUUID()}`;
     const result = await runWithWorker(createSelfCheckActivities(), (taskQueue) =>
       env.client.workflow.execute(selfCheckWorkflow, {
@@ -55,7 +55,7 @@ void describe('self-check workflow on the time-skipping server', () => {
     assert.deepEqual(result.value, { message: 'hello temporal', workflowId, activityAttempt: 1, taskQueue: result.taskQueue });
   });
 
-  void test('a failing activity is retried by the policy the workflow sets', async () => {
+  test('a failing activity is retried by the policy the workflow sets', async () => {
     const real = createSelfCheckActivities();
     let calls = 0;
     const flaky: SelfCheckActivities = {
@@ -73,7 +73,7 @@ void describe('self-check workflow on the time-skipping server', () => {
     assert.equal(result.message, 'again');
   });
 
-  void test('an input without a message fails the workflow with a validation failure', async () => {
+  test('an input without a message fails the workflow with a validation failure', async () => {
     const err = await runWithWorker(createSelfCheckActivities(), (taskQueue) =>
       env.client.workflow
         .execute(selfCheckWorkflow, { workflowId: `self-check-${randomUUID()}`, taskQueue, args: [{} as { message: string }] })
@@ -84,7 +84,7 @@ void describe('self-check workflow on the time-skipping server', () => {
     assert.equal(err.cause.type, 'validation');
   });
 
-  void test('search attributes were registered at start: registering again adds nothing', async () => {
+  test('search attributes were registered at start: registering again adds nothing', async () => {
     assert.deepEqual(await registerSearchAttributes(env.connection, 'default'), []);
   });
 });
