@@ -68,25 +68,25 @@ function onSignal(signal: NodeJS.Signals): void {
 const onSigint = () => onSignal('SIGINT');
 const onSigterm = () => onSignal('SIGTERM');
 
+// The monitor variant of uncaughtException observes without changing Node's crash behaviour.
+const processHooks: Array<[string, (...args: any[]) => void]> = [
+  ['exit', killAllGroups],
+  ['uncaughtExceptionMonitor', killAllGroups],
+  ['SIGINT', onSigint],
+  ['SIGTERM', onSigterm],
+  ['removeListener', noteRemoval],
+];
+
 function installHooks(): void {
   if (hooksInstalled) return;
   hooksInstalled = true;
-  process.on('exit', killAllGroups);
-  // The monitor variant observes without changing Node's crash behaviour.
-  process.on('uncaughtExceptionMonitor', killAllGroups);
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigterm);
-  process.on('removeListener', noteRemoval);
+  for (const [event, hook] of processHooks) process.on(event, hook);
 }
 
 function removeHooksWhenIdle(): void {
   if (!hooksInstalled || liveGroups.size > 0) return;
   hooksInstalled = false;
-  process.off('exit', killAllGroups);
-  process.off('uncaughtExceptionMonitor', killAllGroups);
-  process.off('SIGINT', onSigint);
-  process.off('SIGTERM', onSigterm);
-  process.off('removeListener', noteRemoval);
+  for (const [event, hook] of processHooks) process.off(event, hook);
 }
 
 export function spawnInOwnGroup(command: string, args: string[], opts: Omit<SpawnOptions, 'detached'> = {}): GroupChild {

@@ -61,6 +61,13 @@ function command(runnerId: string, name: AgentCommandInput['name'], expectedEpoc
   return { runnerId, name, commandId: `job-1-1700000000-abcd0001:${name}:1`, timeoutSeconds, expectedEpoch };
 }
 
+
+/** Waits for the runner's route through a current (non-legacy) session. */
+const currentRouteOf = (runnerId: string) =>
+  eventually(`a current (non-legacy) route to ${runnerId}`, async () => {
+    const r = await routeOf(runnerId);
+    return r && !r.legacy ? r : null;
+  }, POLL);
 describe('resolveAgentRoute', () => {
   it('null without a session; legacy and current sessions with their commands and age; draining or silent instances are not routes', async () => {
     assert.equal(await routeOf('r1'), null);
@@ -74,14 +81,7 @@ describe('resolveAgentRoute', () => {
     await eventually('r1 to have no route', async () => (await routeOf('r1')) === null, POLL);
 
     const current = await currentAgent('r1', ['reset', 'readiness']);
-    const route = await eventually(
-      'a current (non-legacy) route to r1',
-      async () => {
-        const r = await routeOf('r1');
-        return r && !r.legacy ? r : null;
-      },
-      POLL,
-    );
+    const route = await currentRouteOf('r1');
     assert.deepEqual(route.declaredCommands, ['reset', 'readiness']);
     assert.ok(route.sessionEpoch > legacyRoute.sessionEpoch, 'a new session has a higher epoch');
     // The age comes from the database clock.
@@ -99,14 +99,7 @@ describe('resolveAgentRoute', () => {
 describe('runAgentCommand', () => {
   it('current session: runs by name; exit 0 is ok, a failing exit is an answer with redacted output', async () => {
     const agent = await currentAgent('r1', ['reset', 'readiness']);
-    const route = await eventually(
-      'a current (non-legacy) route to r1',
-      async () => {
-        const r = await routeOf('r1');
-        return r && !r.legacy ? r : null;
-      },
-      POLL,
-    );
+    const route = await currentRouteOf('r1');
     agent.onCommand = async (f) => {
       await sleep(150);
       return reply(f, 0, 'clean\n');

@@ -133,6 +133,20 @@ class VmAgent {
   }
 }
 
+
+/** The real activities against this file's database, simulators and registry, with short polls. */
+function realActivities() {
+  return createActivities({
+    db: database.db,
+    registry,
+    logger: log.logger,
+    instanceId: INSTANCE_ID,
+    httpTimeoutMs: 2000,
+    gitlabUrl: gitlab.url,
+    gitlabToken: GITLAB_TOKEN,
+    backendTuning: { pollIntervalMs: 20, powerStateTimeoutMs: 5000, leaseRetryMs: 50 },
+  });
+}
 describe('checkpoint workflow with the real activities', { timeout: 120_000 }, () => {
   it('failure finalize: pause, idle, stop/rollback (retried, attached)/start, readiness on the new session, delete, release, unpause → reset', async () => {
     const { token } = await createProxmoxRunner(registry, proxmox, { runner_id: 'pve-runner', gitlab_runner_id: 7, proxmox_required_tag: 'e2epool', readiness_cmd: '/opt/ready.sh' });
@@ -147,16 +161,7 @@ describe('checkpoint workflow with the real activities', { timeout: 120_000 }, (
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: bundle,
-      activities: createActivities({
-        db: database.db,
-        registry,
-        logger: log.logger,
-        instanceId: INSTANCE_ID,
-        httpTimeoutMs: 2000,
-        gitlabUrl: gitlab.url,
-        gitlabToken: GITLAB_TOKEN,
-        backendTuning: { pollIntervalMs: 20, powerStateTimeoutMs: 5000, leaseRetryMs: 50 },
-      }),
+      activities: realActivities(),
     });
     const gatewayWorker = await Worker.create({
       connection: env.nativeConnection,
@@ -243,16 +248,7 @@ describe('checkpoint workflow with the real activities', { timeout: 120_000 }, (
       if (vmid === 102) agent.onPower(status);
     });
     const taskQueue = 'checkpoint-real-activities-2';
-    const activities = createActivities({
-      db: database.db,
-      registry,
-      logger: log.logger,
-      instanceId: INSTANCE_ID,
-      httpTimeoutMs: 2000,
-      gitlabUrl: gitlab.url,
-      gitlabToken: GITLAB_TOKEN,
-      backendTuning: { pollIntervalMs: 20, powerStateTimeoutMs: 5000, leaseRetryMs: 50 },
-    });
+    const activities = realActivities();
     const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities });
     const gatewayWorker = await Worker.create({ connection: env.nativeConnection, taskQueue: gatewayTaskQueue(INSTANCE_ID), activities: createGatewayActivities({ gateway, registry, logger: log.logger }) });
     const name = mintCheckpointName('4343', Math.floor(Date.now() / 1000), 'c0ffee02');

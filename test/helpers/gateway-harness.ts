@@ -13,6 +13,7 @@ import { createAgentGateway, type AgentGateway, type AgentRequestHandler, type G
 import type { GatewayDeps } from '../../src/gateway/gateway.js';
 import type { Db } from '../../src/store/database.js';
 import { captureLogs } from './log-capture.js';
+import type { CheckpointResponse } from '../../src/services/checkpoint-read-model.js';
 
 export const TOKENS: Record<string, string> = {
   r1: 'tok-r1-Zq8sSecretValue',
@@ -31,16 +32,7 @@ export class TokenRegistry {
   }
 }
 
-interface Checkpoint {
-  name: string;
-  runner_id: string;
-  job_id: string;
-  state: string;
-  finalize_status: string | null;
-  finalize_source: string | null;
-  created_at: string;
-  finalized_at: string | null;
-}
+type Checkpoint = CheckpointResponse;
 
 /** A small but real checkpoint service with e2epool's answers, plus knobs for slow and failing calls. */
 export class InMemoryCheckpoints implements AgentRequestHandler {
