@@ -1,15 +1,9 @@
 // yargs definitions of the runner-host verbs (agent, create, finalize, status). Shared by the full
-// `e2epool` CLI (src/cli/commands) and the standalone agent entry (agent/main.ts).
+// `e2epool` CLI (src/cli/commands) and the standalone agent entry (agent/main.ts). The handlers load
+// the client when they run, so that other verbs (admin, serve) do not pay for it at start.
 import type { Argv } from 'yargs';
-import {
-  agentStatus,
-  checkpointStatus,
-  createCheckpoint,
-  finalizeCheckpoint,
-  FINALIZE_STATUSES,
-  type CliOutcome,
-  type FinalizeStatusArg,
-} from './cli.js';
+import type { CliOutcome } from './cli.js';
+import { FINALIZE_STATUSES, type FinalizeStatusArg } from './finalize-status.js';
 
 export interface RunnerHostCommand<A = any> {
   command: string;
@@ -58,6 +52,7 @@ export const createVerb: RunnerHostCommand<{ 'job-id': string; 'project-id'?: st
     const projectId = args['project-id'] || process.env.CI_PROJECT_ID || undefined;
     // Progress goes to stderr: stdout is the checkpoint name alone (CI captures it).
     const progress = (line: string) => void process.stderr.write(`${line}\n`);
+    const { createCheckpoint } = await import('./cli.js');
     emit(await createCheckpoint({ jobId: String(args['job-id']), projectId }, { socket: args.socket, progress }));
   },
 };
@@ -71,6 +66,7 @@ export const finalizeVerb: RunnerHostCommand<{ checkpoint: string; status: Final
       .option('status', { type: 'string', choices: FINALIZE_STATUSES, demandOption: true, describe: 'Job outcome ($CI_JOB_STATUS)' })
       .option('socket', socketOption) as Argv<any>,
   handler: async (args) => {
+    const { finalizeCheckpoint } = await import('./cli.js');
     emit(await finalizeCheckpoint({ checkpoint: String(args.checkpoint), status: args.status }, { socket: args.socket }));
   },
 };
@@ -85,6 +81,7 @@ export const statusVerb: RunnerHostCommand<{ checkpoint?: string; json?: boolean
       .option('socket', socketOption),
   handler: async (args) => {
     const ctx = { socket: args.socket };
+    const { agentStatus, checkpointStatus } = await import('./cli.js');
     emit(
       args.checkpoint
         ? await checkpointStatus({ checkpoint: args.checkpoint, json: args.json }, ctx)

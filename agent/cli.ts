@@ -7,19 +7,12 @@ import { loadAgentConfig } from './config.js';
 import { groupNameOf } from './groups.js';
 import { IpcClientError, sendIpcRequest } from './ipc-client.js';
 import { AGENT_STATUS_TYPE } from './ipc-requests.js';
+import { normaliseFinalizeStatus, type FinalizeStatusArg } from './finalize-status.js';
 
 export interface CliOutcome {
   exitCode: 0 | 1 | 2;
   stdout: string;
   stderr: string;
-}
-
-/** Accepted by `finalize --status`; `failed` is GitLab's $CI_JOB_STATUS for a failed job. */
-export const FINALIZE_STATUSES = ['success', 'failure', 'canceled', 'failed'] as const;
-export type FinalizeStatusArg = (typeof FINALIZE_STATUSES)[number];
-
-export function normaliseFinalizeStatus(status: FinalizeStatusArg): 'success' | 'failure' | 'canceled' {
-  return status === 'failed' ? 'failure' : status;
 }
 
 export interface CliContext {
